@@ -1,0 +1,259 @@
+"""Exact Countdown solver: solvability oracle, all distinct solutions, first official solution.
+
+Three entry points, fastest first:
+
+- `solvable_batch(numbers, targets)`: numpy, vectorised over many problems (APR rules). The
+  generator uses it for rejection sampling, which is why generation is cheap.
+- `is_solvable(problem)`: one problem; memoised reachable-value sets of small multisets.
+- `solve(problem)`: every distinct solution as an infix expression (memoised per problem).
+  Two solutions are the same when they differ only by the order of operands of ``+``/``*``
+  or by regrouping a chain of the same commutative operator (``(a+b)+c`` = ``a+(b+c)``).
+
+`first_solution_ops` reproduces what the official generator stores as ``solution``: the first
+path found by a depth-first search over pairs in `itertools.combinations` order.
+
+This is the *game's* oracle. The symbolic search agents that write traces are in `agents/`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+
+from apr_env.arithmetic import check_rules, combine, combine_values
+from apr_env.problem import Problem
+
+# ---------------------------------------------------------------------------------------
+# Solvability
+# ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1 << 18)
+def reachable(numbers: tuple, rules: str = "apr") -> frozenset:
+    """Every value a full combination of `numbers` (a sorted tuple) can end on.
+
+    Memoised on the sorted multiset; intended for up to 4 numbers (a 4-number set has at
+    most 1,152 leaves; larger sets use the early-exit search in `is_solvable`).
+    """
+    if len(numbers) == 1:
+        return frozenset(numbers)
+    out: set = set()
+    for i, j in combinations(range(len(numbers)), 2):
+        rest = [numbers[k] for k in range(len(numbers)) if k != i and k != j]
+        for v in combine_values(numbers[i], numbers[j], rules):
+            out |= reachable(tuple(sorted([*rest, v])), rules)
+    return frozenset(out)
+
+
+def _can_reach(numbers: tuple, target, rules: str) -> bool:
+    if len(numbers) <= 4:
+        return target in reachable(numbers, rules)
+    for i, j in combinations(range(len(numbers)), 2):
+        rest = [numbers[k] for k in range(len(numbers)) if k != i and k != j]
+        for v in combine_values(numbers[i], numbers[j], rules):
+            if _can_reach(tuple(sorted([*rest, v])), target, rules):
+                return True
+    return False
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_solvable_key(key: tuple, target: int, rules: str) -> bool:
+    if rules == "rational":
+        return _can_reach(tuple(sorted(Fraction(n) for n in key)), Fraction(target), rules)
+    return _can_reach(key, target, rules)
+
+
+def is_solvable(problem: Problem, rules: str = "apr") -> bool:
+    """True when some order of pairwise combinations of all numbers ends exactly on the target."""
+    check_rules(rules)
+    return _is_solvable_key(tuple(sorted(problem.numbers)), problem.target, rules)
+
+
+# Largest value of a full product of n numbers must fit the integer type of the vectorised path.
+_INT32_SAFE, _INT64_SAFE = 1 << 30, 1 << 62
+
+
+def _final_hit(a: np.ndarray, b: np.ndarray, valid: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Whether some APR combination of the last two numbers equals the target, per row."""
+    big, small = np.maximum(a, b), np.minimum(a, b)
+    hit = (a + b == target) | (a * b == target) | (big - small == target)
+    hit |= (small != 0) & (big == target * small)  # exact division big / small == target
+    return np.any(hit & valid, axis=1)
+
+
+_CHUNK = 256  # rows per pass: keeps the (rows, 288) temporaries inside the CPU cache
+
+
+def solvable_batch(numbers: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Vectorised solvability under APR rules for problems of equal size.
+
+    Args:
+        numbers: int array of shape (M, n), n >= 1.
+        targets: int array of shape (M,).
+
+    Returns:
+        bool array of shape (M,).
+
+    Enumerates every pairwise combination order level by level: after level k the state
+    array has shape (M, S_k, n - k) with S_k = prod over levels of (pairs * 4); the last
+    pair is compared with the target directly instead of being expanded (288 pairs per
+    4-number problem instead of 1,152 leaves). int32 is used when no product can overflow
+    it. For n >= 6, or values whose products could overflow int64, it falls back to
+    `is_solvable` one problem at a time.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int64)
+    m, n = numbers.shape
+    if m == 0:
+        return np.zeros(0, dtype=bool)
+    bound = float(max(int(numbers.max()), int(targets.max()), 1)) ** n * max(int(targets.max()), 1)
+    if n >= 6 or bound >= _INT64_SAFE:
+        return np.array(
+            [is_solvable(Problem(int(t), tuple(int(x) for x in row))) for row, t in zip(numbers, targets)],
+            dtype=bool,
+        )
+    dtype = np.int32 if bound < _INT32_SAFE else np.int64
+    if m > _CHUNK:
+        return np.concatenate(
+            [
+                _solvable_rows(numbers[s : s + _CHUNK], targets[s : s + _CHUNK], dtype)
+                for s in range(0, m, _CHUNK)
+            ]
+        )
+    return _solvable_rows(numbers, targets, dtype)
+
+
+def _solvable_rows(numbers: np.ndarray, targets: np.ndarray, dtype) -> np.ndarray:
+    m, n = numbers.shape
+    states = numbers.astype(dtype)[:, None, :]  # (M, S, k)
+    target = targets.astype(dtype)[:, None]  # (M, 1)
+    valid = np.ones((m, 1), dtype=bool)  # (M, S)
+    if n == 1:
+        return states[:, 0, 0] == targets
+    while states.shape[2] > 2:
+        k = states.shape[2]
+        new_states, new_valid = [], []
+        for i, j in combinations(range(k), 2):
+            a, b = states[:, :, i], states[:, :, j]
+            rest = states[:, :, [c for c in range(k) if c not in (i, j)]]
+            big, small = np.maximum(a, b), np.minimum(a, b)
+            safe_small = np.where(small == 0, 1, small)
+            quotient = big // safe_small
+            exact = (small != 0) & (quotient * safe_small == big)
+            for value, ok in (
+                (a + b, valid),
+                (a * b, valid),
+                (big - small, valid),
+                (quotient, valid & exact),
+            ):
+                new_states.append(np.concatenate([rest, value[:, :, None]], axis=2))
+                new_valid.append(ok)
+        states = np.concatenate(new_states, axis=1)
+        valid = np.concatenate(new_valid, axis=1)
+    return _final_hit(states[:, :, 0], states[:, :, 1], valid, target)
+
+
+# ---------------------------------------------------------------------------------------
+# All solutions as expressions
+# ---------------------------------------------------------------------------------------
+
+# An expression node: (value, text, precedence, op, canonical parts). Precedence: 1 for +/-,
+# 2 for * and /, 3 for a bare number. `parts` flattens chains of one commutative operator.
+_Node = tuple
+
+
+def _leaf(n: int) -> _Node:
+    return (n, str(n), 3, None, (str(n),))
+
+
+def _canon(node: _Node) -> str:
+    op, parts = node[3], node[4]
+    if op is None:
+        return parts[0]
+    if op in "+*":
+        return op + "(" + ",".join(sorted(parts)) + ")"
+    return op + "(" + ",".join(parts) + ")"
+
+
+def _make(op: str, left: _Node, right: _Node, value) -> _Node:
+    prec = 1 if op in "+-" else 2
+    lt = f"({left[1]})" if left[2] < prec else left[1]
+    rt = f"({right[1]})" if right[2] < prec or (right[2] == prec and op in "-/") else right[1]
+    if op in "+*":
+        parts = tuple(
+            p for child in (left, right) for p in (child[4] if child[3] == op else (_canon(child),))
+        )
+    else:
+        parts = (_canon(left), _canon(right))
+    return (value, f"{lt}{op}{rt}", prec, op, parts)
+
+
+def _combine_nodes(a: _Node, b: _Node, rules: str):
+    x, y = a[0], b[0]
+    yield _make("+", a, b, x + y)
+    yield _make("*", a, b, x * y)
+    if rules == "apr":
+        big, small = (a, b) if x >= y else (b, a)
+        yield _make("-", big, small, big[0] - small[0])
+        if small[0] != 0 and big[0] % small[0] == 0:
+            yield _make("/", big, small, big[0] // small[0])
+        return
+    yield _make("-", a, b, x - y)
+    yield _make("-", b, a, y - x)
+    if y != 0:
+        yield _make("/", a, b, Fraction(x) / y)
+    if x != 0:
+        yield _make("/", b, a, Fraction(y) / x)
+
+
+def _all_solutions(items: tuple, target, rules: str, seen: dict) -> None:
+    if len(items) == 1:
+        node = items[0]
+        if node[0] == target:
+            seen.setdefault(_canon(node), node[1])
+        return
+    for i, j in combinations(range(len(items)), 2):
+        rest = tuple(items[k] for k in range(len(items)) if k != i and k != j)
+        for node in _combine_nodes(items[i], items[j], rules):
+            _all_solutions((*rest, node), target, rules, seen)
+
+
+@lru_cache(maxsize=1 << 12)
+def _solve_cached(numbers: tuple, target: int, rules: str) -> tuple[str, ...]:
+    if not _is_solvable_key(tuple(sorted(numbers)), target, rules):
+        return ()
+    seen: dict[str, str] = {}
+    _all_solutions(tuple(_leaf(n) for n in numbers), target, rules, seen)
+    return tuple(sorted(seen.values(), key=lambda s: (len(s), s)))
+
+
+def solve(problem: Problem, rules: str = "apr") -> list[str]:
+    """Every distinct solution of `problem` as an infix expression, shortest first.
+
+    Example: ``solve(Problem(24, (4, 6, 1, 1)))`` includes ``"4*6*1*1"``. Empty when unsolvable.
+    Exhaustive: fine up to 5 numbers; 6 numbers can take seconds per problem.
+    """
+    check_rules(rules)
+    return list(_solve_cached(problem.numbers, problem.target, rules))
+
+
+def first_solution_ops(problem: Problem) -> list[str] | None:
+    """The official generator's stored solution: op strings of the first DFS path (APR rules)."""
+
+    def dfs(nums: list[int], ops: list[str]) -> list[str] | None:
+        if len(nums) == 1:
+            return ops if nums[0] == problem.target else None
+        for i, j in combinations(range(len(nums)), 2):
+            rest = [nums[k] for k in range(len(nums)) if k != i and k != j]
+            for value, op in combine(nums[i], nums[j]):
+                if len(nums) > 2 and not _can_reach(tuple(sorted([*rest, value])), problem.target, "apr"):
+                    continue
+                found = dfs([*rest, value], [*ops, op])
+                if found is not None:
+                    return found
+        return None
+
+    return dfs(list(problem.numbers), [])

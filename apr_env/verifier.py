@@ -1,0 +1,337 @@
+"""Strict, safe answer checking for Countdown.
+
+`verify(problem, answer)` accepts two answer forms and returns a `Verdict`:
+
+- an infix expression over integers with ``+ - * /``, parentheses and whitespace, optionally
+  followed by ``= <int>`` (``26+(53-31)/22``). It is parsed by our own iterative
+  shunting-yard parser (no ``eval``, no sympy, no recursion, so nesting depth cannot blow the
+  stack) and evaluated with exact arithmetic;
+- an APR/SoS answer path (``Moving to Node`` / ``Current State`` / ``Exploring Operation`` /
+  ``Generated Node`` / ``... equal: Goal Reached`` lines, reference section 2.7), replayed
+  operation by operation against the multiset of numbers. Stated results and states must
+  agree with the replay (the official SoS+ checker skipped this, flaw 18).
+
+Every input number must be used exactly once. Rules: ``"apr"`` (default: intermediate values
+are non-negative integers, division exact) or ``"rational"`` (free rational arithmetic;
+expressions only, paths are integer by grammar).
+
+Never raises on any `answer` value and never hangs: text longer than `max_length` is
+rejected by length before any parsing, and every step is linear in the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from apr_env.arithmetic import apply_op, check_rules
+from apr_env.grammar import RE_EXPLORING, RE_GENERATED, RE_GOAL, RE_MOVING, RE_STATE, parse_nums
+from apr_env.problem import Problem
+
+MAX_LENGTH = 10_000
+"""Default size limit in characters (an answer path for 6 numbers is about 1,500)."""
+
+# Verdict codes: stable strings for programs; `Verdict.reason` is the sentence for people.
+OK = "ok"
+EMPTY = "empty"
+NOT_TEXT = "not_text"
+TOO_LONG = "too_long"
+UNPARSEABLE = "unparseable"
+UNKNOWN_NUMBER = "unknown_number"
+NUMBER_REUSED = "number_reused"
+NUMBER_UNUSED = "number_unused"
+WRONG_ARITHMETIC = "wrong_arithmetic"
+NEGATIVE_RESULT = "negative_result"
+DIVISION_BY_ZERO = "division_by_zero"
+DIVISION_NOT_EXACT = "division_not_exact"
+NOT_TARGET = "not_target"
+INCONSISTENT_STATE = "inconsistent_state"
+NO_GOAL = "no_goal"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of `verify`: `correct`, a stable `code` and a human `reason`."""
+
+    correct: bool
+    code: str
+    reason: str
+    form: str = "expression"
+    """'expression', 'path' or 'none' (nothing parseable was given)."""
+
+
+_CORRECT = {form: Verdict(True, OK, "correct", form) for form in ("expression", "path")}
+
+
+def _fail(code: str, reason: str, form: str) -> Verdict:
+    return Verdict(False, code, reason, form)
+
+
+def verify(problem: Problem, answer, *, rules: str = "apr", max_length: int = MAX_LENGTH) -> Verdict:
+    """Check `answer` against `problem`; see the module docstring for the accepted forms.
+
+    Args:
+        problem: the numbers and target. For a child thread's claim, the child's start
+            state (e.g. ``Problem(83, (84, 2816))``).
+        answer: any value; only a `str` can be correct.
+        rules: ``"apr"`` or ``"rational"``.
+        max_length: texts longer than this are rejected unread (code ``too_long``).
+
+    Returns:
+        A `Verdict`. Examples: ``verify(Problem(24, (4, 6, 1, 1)), "4*6*1*1").correct`` is
+        True; ``verify(Problem(24, (4, 6, 1, 1)), "4*6").code == "number_unused"``.
+    """
+    check_rules(rules)
+    if not isinstance(answer, str):
+        return _fail(NOT_TEXT, f"answer must be a str, got {type(answer).__name__}", "none")
+    if len(answer) > max_length:
+        return _fail(TOO_LONG, f"answer is {len(answer)} characters; the limit is {max_length}", "none")
+    if "Goal Reached" in answer or "Exploring Operation" in answer or "Current State" in answer:
+        return verify_path(problem, answer)
+    if not answer.strip():
+        return _fail(EMPTY, "answer is empty", "none")
+    return verify_expression(problem, answer, rules=rules)
+
+
+# --------------------------------------------------------------------------------------
+# Expressions
+# --------------------------------------------------------------------------------------
+
+_TOKENS = re.compile(r"\d+|\S", re.ASCII)
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
+_DIGITS = frozenset("0123456789")  # ASCII only: int() would also accept other scripts' digits
+
+
+def _position(text: str, k: int) -> int:
+    """Character offset of token `k` (only computed on the error path)."""
+    for i, m in enumerate(_TOKENS.finditer(text)):
+        if i == k:
+            return m.start()
+    return len(text)
+
+
+def _counts(numbers: tuple[int, ...]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for n in numbers:
+        counts[n] = counts.get(n, 0) + 1
+    return counts
+
+
+def _apply(op: str, a, b, rules: str):
+    """Return the value, or an (code, reason) tuple when the rules forbid the operation."""
+    if op == "+":
+        return a + b
+    if op == "*":
+        return a * b
+    if op == "-":
+        if rules == "apr" and a < b:
+            return (NEGATIVE_RESULT, f"{a}-{b} is negative; APR rules allow only non-negative results")
+        return a - b
+    if b == 0:
+        return (DIVISION_BY_ZERO, f"{a}/{b} divides by zero")
+    if rules == "apr":
+        if a % b:
+            return (DIVISION_NOT_EXACT, f"{a}/{b} is not an exact division")
+        return a // b
+    result = Fraction(a) / b
+    return result.numerator if result.denominator == 1 else result
+
+
+def verify_expression(problem: Problem, text: str, *, rules: str = "apr") -> Verdict:
+    """Verify an infix expression (see `verify`); `text` must already be length-checked."""
+    tokens = _TOKENS.findall(text)
+    counts = _counts(problem.numbers)
+    values: list = []
+    ops: list[str] = []
+    expect_operand = True
+    stated = None
+
+    def reduce_top() -> Verdict | None:
+        op = ops.pop()
+        b = values.pop()
+        a = values.pop()
+        result = _apply(op, a, b, rules)
+        if type(result) is tuple:
+            return _fail(result[0], result[1], "expression")
+        values.append(result)
+        return None
+
+    for k, tok in enumerate(tokens):
+        if expect_operand:
+            if tok[0] in _DIGITS:
+                if len(tok) > 30:
+                    return _fail(UNKNOWN_NUMBER, f"{tok[:12]}... is not one of the numbers", "expression")
+                n = int(tok)
+                left = counts.get(n)
+                if left is None:
+                    return _fail(
+                        UNKNOWN_NUMBER, f"{n} is not one of the numbers {list(problem.numbers)}", "expression"
+                    )
+                if left == 0:
+                    return _fail(NUMBER_REUSED, f"{n} is used more times than it is given", "expression")
+                counts[n] = left - 1
+                values.append(n)
+                expect_operand = False
+            elif tok == "(":
+                ops.append(tok)
+            else:
+                return _fail(
+                    UNPARSEABLE,
+                    f"unparseable at position {_position(text, k)}: expected a number or '(', got {tok!r}",
+                    "expression",
+                )
+        elif tok in _PREC:
+            prec = _PREC[tok]
+            while ops and ops[-1] != "(" and _PREC[ops[-1]] >= prec:
+                bad = reduce_top()
+                if bad:
+                    return bad
+            ops.append(tok)
+            expect_operand = True
+        elif tok == ")":
+            while ops and ops[-1] != "(":
+                bad = reduce_top()
+                if bad:
+                    return bad
+            if not ops:
+                return _fail(
+                    UNPARSEABLE, f"unparseable at position {_position(text, k)}: unmatched ')'", "expression"
+                )
+            ops.pop()
+        elif tok == "=" and k == len(tokens) - 2 and tokens[-1][0] in _DIGITS and len(tokens[-1]) <= 30:
+            stated = int(tokens[-1])
+            break
+        else:
+            return _fail(
+                UNPARSEABLE,
+                f"unparseable at position {_position(text, k)}: expected an operator or ')', got {tok!r}",
+                "expression",
+            )
+    if expect_operand:
+        return _fail(
+            UNPARSEABLE, f"unparseable at position {len(text)}: the expression ends early", "expression"
+        )
+    while ops:
+        if ops[-1] == "(":
+            return _fail(UNPARSEABLE, f"unparseable at position {len(text)}: unclosed '('", "expression")
+        bad = reduce_top()
+        if bad:
+            return bad
+    unused = [n for n, c in counts.items() for _ in range(c)]
+    if unused:
+        return _fail(NUMBER_UNUSED, f"numbers not used: {unused}", "expression")
+    value = values[0]
+    if value != problem.target:
+        return _fail(
+            NOT_TARGET, f"the expression equals {value}, not the target {problem.target}", "expression"
+        )
+    if stated is not None and stated != problem.target:
+        return _fail(
+            NOT_TARGET, f"the stated result {stated} is not the target {problem.target}", "expression"
+        )
+    return _CORRECT["expression"]
+
+
+# --------------------------------------------------------------------------------------
+# Answer paths
+# --------------------------------------------------------------------------------------
+
+
+def _same_multiset(a: list[int], b: tuple[int, ...]) -> bool:
+    return len(a) == len(b) and sorted(a) == sorted(b)
+
+
+def verify_path(problem: Problem, text: str) -> Verdict:
+    """Replay an answer path (see `verify`); `text` must already be length-checked."""
+    current = list(problem.numbers)
+    seen = set(current)  # every value that existed at some point: tells "reused" from "unknown"
+    target = problem.target
+    last_op = None
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("Exploring Operation: "):
+            m = RE_EXPLORING.fullmatch(line)
+            if m is None:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+            a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+            for x in (a, b) if a != b else (a,):
+                need = 2 if a == b else 1
+                have = current.count(x)
+                if have < need:
+                    if x in seen:
+                        return _fail(NUMBER_REUSED, f"line {lineno}: {x} is not available any more", "path")
+                    return _fail(
+                        UNKNOWN_NUMBER, f"line {lineno}: {x} is not one of the available numbers", "path"
+                    )
+            result = apply_op(a, op, b)
+            if result is None:
+                if op == "-":
+                    return _fail(NEGATIVE_RESULT, f"line {lineno}: {a}-{b} is negative", "path")
+                if b == 0:
+                    return _fail(DIVISION_BY_ZERO, f"line {lineno}: {a}/{b} divides by zero", "path")
+                return _fail(DIVISION_NOT_EXACT, f"line {lineno}: {a}/{b} is not an exact division", "path")
+            if result != c:
+                return _fail(WRONG_ARITHMETIC, f"line {lineno}: {a}{op}{b} is {result}, not {c}", "path")
+            current.remove(a)
+            current.remove(b)
+            current.append(c)
+            seen.add(c)
+            try:
+                stated = parse_nums(m.group(5))
+            except ValueError:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
+            if not _same_multiset(current, stated):
+                return _fail(
+                    INCONSISTENT_STATE,
+                    f"line {lineno}: resulting numbers {list(stated)} should be {current}",
+                    "path",
+                )
+            last_op = f"{a}{op}{b}={c}"
+        elif line.startswith("Current State: "):
+            m = RE_STATE.fullmatch(line)
+            if m is None:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+            try:
+                nums = parse_nums(m.group(2))
+            except ValueError:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
+            if int(m.group(1)) != target or not _same_multiset(current, nums):
+                return _fail(
+                    INCONSISTENT_STATE,
+                    f"line {lineno}: state {m.group(1)}:{list(nums)} should be {target}:{current}",
+                    "path",
+                )
+        elif line.startswith("Generated Node #"):
+            m = RE_GENERATED.fullmatch(line)
+            if m is None:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+            try:
+                nums = parse_nums(m.group(3))
+            except ValueError:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
+            op = f"{m.group(4)}{m.group(5)}{m.group(6)}={m.group(7)}"
+            if int(m.group(2)) != target or op != last_op or not _same_multiset(current, nums):
+                return _fail(
+                    INCONSISTENT_STATE, f"line {lineno}: node does not match the last operation", "path"
+                )
+        elif line.startswith("Moving to Node #"):
+            if RE_MOVING.fullmatch(line) is None:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+        else:
+            m = RE_GOAL.fullmatch(line)
+            if m is None:
+                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+            x, t = int(m.group(1)), int(m.group(2))
+            if len(current) > 1:
+                return _fail(
+                    NUMBER_UNUSED, f"line {lineno}: goal claimed with numbers {current} left", "path"
+                )
+            if t != target or x != target or current != [target]:
+                return _fail(
+                    NOT_TARGET, f"line {lineno}: reached {current[0]}, the target is {target}", "path"
+                )
+            return _CORRECT["path"]
+    return _fail(NO_GOAL, "the path has no 'Goal Reached' line", "path")

@@ -1,0 +1,1 @@
+"""Protocol comparison harness, pytest-benchmark suites and recorded results."""

@@ -1,0 +1,1 @@
+"""Fast episode execution: batching across threads and episodes, inference backends."""

@@ -1,0 +1,1 @@
+"""Training: SFT data and trainers, tree-aware GRPO."""
