@@ -1,0 +1,121 @@
+"""The one interface every inference backend implements: requests in, results out.
+
+A request is a list of token ids plus sampling settings; a result is the generated token
+ids with text, per-token logprobs, why generation stopped, and token/timing accounting.
+Token ids go end to end: nobody re-tokenizes sampled text (reference flaws 21, 22).
+
+Backends are asynchronous: `submit` returns a `concurrent.futures.Future` at once and the
+backend batches whatever is in flight (continuous batching). `generate` is the blocking
+convenience built on it. The runner (`runtime/runner.py`) only uses `submit`.
+
+KV reuse hints (`cache_key`, `fork_from`) are optional: an in-process backend uses them to
+keep a thread's own KV across a join and to copy a parent's KV into a child; HTTP backends
+ignore them (SGLang's radix cache finds shared prefixes by itself).
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+_ids = itertools.count()
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one request. Field names follow SGLang's `sampling_params`."""
+
+    max_new_tokens: int = 256
+    """Upper bound on generated tokens (the caller computes it from the context window left)."""
+    temperature: float = 0.0
+    """0 means greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass; 1.0 disables it."""
+    top_k: int = -1
+    """Keep the k most likely tokens; -1 disables it."""
+    stop_token_ids: tuple[int, ...] = ()
+    """Generation ends after emitting one of these (the id is kept in `output_ids`)."""
+    stop: tuple[str, ...] = ()
+    """Generation ends when the decoded output ends with one of these strings (kept in the output)."""
+    seed: int | None = None
+    """Per-request sampling seed: same seed, same request -> same tokens (in-process backend)."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class GenerationRequest:
+    """One generation call: a prompt as token ids and how to continue it."""
+
+    input_ids: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    return_logprob: bool = False
+    """Return the log-probability of each generated token under the sampling distribution's model."""
+    cache_key: str | None = None
+    """Name of the sequence this request continues (e.g. ``"ep3/t0"``); lets a backend keep its KV."""
+    fork_from: str | None = None
+    """Name of a cached sequence whose KV may be copied for the shared prefix (a child forking its parent)."""
+    request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
+
+
+@dataclass
+class GenerationResult:
+    """What a backend returns for one request."""
+
+    request_id: str
+    output_ids: list[int]
+    text: str
+    """Decoded `output_ids` (special tokens kept, so it round-trips with the tokenizer)."""
+    finish_reason: str
+    """'stop' (stop token or string), 'length' (max_new_tokens) or 'abort'."""
+    matched_stop: int | str | None = None
+    logprobs: list[float] | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens whose KV was reused rather than prefilled."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds: 'queue', 'prefill', 'decode', 'total' where the backend knows them."""
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.output_ids)
+
+
+class Backend(abc.ABC):
+    """Base class of inference backends."""
+
+    context_length: int = 4096
+    """Tokens per sequence (prompt + output) the model accepts."""
+
+    @abc.abstractmethod
+    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
+        """Queue `request`; the future resolves to its result or raises a `BackendError`."""
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """Blocking helper: submit all, wait for all, results in request order."""
+        futures = [self.submit(r) for r in requests]
+        return [f.result() for f in futures]
+
+    def release(self, cache_key: str) -> None:  # noqa: B027 - optional hook, default no-op
+        """Tell the backend a cached sequence will not be continued (frees its KV)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Stop worker threads and free resources."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BackendError(RuntimeError):
+    """A backend could not produce a result; the message names the backend, URL/status where known."""
