@@ -136,6 +136,23 @@ def _check_seed(seed) -> int:
 _ROUND_WIDTH = 8  # candidate sets tried per pending index per vectorised round (about 1/p for p = 12%)
 
 
+def _first_solvable(nums: np.ndarray, targets: np.ndarray, width: int, rules: str) -> np.ndarray:
+    """Solvability one problem at a time (6 numbers, rational rules), stopping at each index's first hit.
+
+    Rows come in groups of `width` candidates per index; the caller keeps only the first
+    solvable one, so the candidates after it are left unchecked (marked False) instead of
+    paying the slow per-problem check for them. The chosen problems are the same as with a
+    full check.
+    """
+    ok = np.zeros(len(nums), dtype=bool)
+    for first in range(0, len(nums), width):
+        for k in range(first, first + width):
+            if is_solvable(Problem(int(targets[k]), tuple(int(x) for x in nums[k])), rules):
+                ok[k] = True
+                break
+    return ok
+
+
 def _generate_range(seed: int, start: int, stop: int, cfg: GeneratorConfig) -> list[Problem]:
     index = np.arange(start, stop, dtype=np.int64)
     zeros = np.zeros_like(index)
@@ -158,13 +175,10 @@ def _generate_range(seed: int, start: int, stop: int, cfg: GeneratorConfig) -> l
             tgt = np.repeat(targets[rows], width)
             if not cfg.solvable_only:
                 ok = np.ones(len(idx), dtype=bool)
-            elif cfg.rules == "apr":
+            elif cfg.rules == "apr" and count < 6:
                 ok = solvable_batch(nums, tgt)
             else:
-                ok = np.array(
-                    [is_solvable(Problem(int(t), tuple(map(int, r))), cfg.rules) for r, t in zip(nums, tgt)],
-                    dtype=bool,
-                )
+                ok = _first_solvable(nums, tgt, width, cfg.rules)
             ok = ok.reshape(len(rows), width)
             first = ok.argmax(axis=1)
             found = ok.any(axis=1)
@@ -224,7 +238,12 @@ def generate_problems(n: int, *, seed: int, start: int = 0, workers: int = 1, **
 
 
 def _split_seed(seed: int, name: str) -> int:
-    return int(_splitmix(np.uint64(seed) ^ np.uint64(zlib.crc32(name.encode()))))
+    # A one-element array, not a numpy scalar: scalar uint64 arithmetic warns on the intended wrap-around.
+    mixed = _splitmix(np.array([seed], dtype=np.uint64) ^ np.uint64(zlib.crc32(name.encode())))
+    return int(mixed[0])
+
+
+_MAX_STALLED_BATCHES = 8  # batches of >= 64 draws in a row with no new key: the distribution is used up
 
 
 def split_problems(
@@ -235,19 +254,32 @@ def split_problems(
     No (sorted numbers, target) key appears twice, inside a split or across splits. Splits
     are filled smallest first, each from its own seeded stream, so the val/test sets do not
     change when the train size changes.
+
+    Raises:
+        ConfigError: a bad field, or a distribution with fewer distinct problems than asked
+            for (detected as `_MAX_STALLED_BATCHES` batches in a row adding nothing new).
     """
     seed = _check_seed(seed)
     used: set = set()
     out: dict[str, list[Problem]] = {}
     for name in sorted(sizes, key=lambda k: (sizes[k], k)):
-        want, got, cursor = sizes[name], [], 0
+        want, got, cursor, stalled = sizes[name], [], 0, 0
         sub_seed = _split_seed(seed, name)
         while len(got) < want:
             batch = max(64, int((want - len(got)) * 1.1))
+            before = len(got)
             for p in generate_problems(batch, seed=sub_seed, start=cursor, workers=workers, **config):
                 if p.key not in used and len(got) < want:
                     used.add(p.key)
                     got.append(p)
             cursor += batch
+            stalled = stalled + 1 if len(got) == before else 0
+            if stalled >= _MAX_STALLED_BATCHES:
+                raise ConfigError(
+                    f"split {name!r}: found only {len(got)} of {want} problems distinct from the "
+                    f"{len(used) - len(got)} already in other splits; the distribution has too few distinct "
+                    f"(sorted numbers, target) keys for sizes={dict(sizes)}. Widen the value or target "
+                    f"range, or ask for fewer problems."
+                )
         out[name] = got
     return {name: out[name] for name in sizes}

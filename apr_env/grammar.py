@@ -172,8 +172,16 @@ def extract_answer_path(text: str) -> str | None:
     markers; matching whole lines is the structured version of the same rule). Lines after
     the final goal line (the SoS+ ``Exit Sub Search`` lines, flaw 5) are ignored.
     """
-    lines = text.split("\n")
-    goals = [i for i, line in enumerate(lines) if RE_GOAL.fullmatch(line.strip())]
-    if len(goals) < 2:
-        return None
-    return "\n".join(line.strip() for line in lines[goals[-2] + 1 : goals[-1] + 1])
+    goals: list[tuple[int, int]] = []  # (line start, line end) of full goal lines, last first
+    pos = len(text)
+    while len(goals) < 2:
+        i = text.rfind(" equal: Goal Reached", 0, pos)
+        if i < 0:
+            return None
+        start = text.rfind("\n", 0, i) + 1
+        end = text.find("\n", i)
+        end = len(text) if end < 0 else end
+        if RE_GOAL.fullmatch(text[start:end].strip()):
+            goals.append((start, end))
+        pos = i
+    return "\n".join(line.strip() for line in text[goals[1][1] + 1 : goals[0][1]].split("\n"))

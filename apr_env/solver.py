@@ -8,6 +8,7 @@ Three entry points, fastest first:
 - `solve(problem)`: every distinct solution as an infix expression (memoised per problem).
   Two solutions are the same when they differ only by the order of operands of ``+``/``*``
   or by regrouping a chain of the same commutative operator (``(a+b)+c`` = ``a+(b+c)``).
+  Every other difference is kept and shows in the text (``a*(b/c)`` is not ``a*b/c``).
 
 `first_solution_ops` reproduces what the official generator stores as ``solution``: the first
 path found by a depth-first search over pairs in `itertools.combinations` order.
@@ -181,7 +182,11 @@ def _canon(node: _Node) -> str:
 def _make(op: str, left: _Node, right: _Node, value) -> _Node:
     prec = 1 if op in "+-" else 2
     lt = f"({left[1]})" if left[2] < prec else left[1]
-    rt = f"({right[1]})" if right[2] < prec or (right[2] == prec and op in "-/") else right[1]
+    # A right operand of equal precedence keeps its parentheses unless it continues the same
+    # commutative chain: a-(b-c), a/(b*c), and also a+(b-c), a*(b/c), which would otherwise
+    # print like the different solutions (a+b)-c, (a*b)/c.
+    same_chain = right[3] == op and op in "+*"
+    rt = f"({right[1]})" if right[2] < prec or (right[2] == prec and not same_chain) else right[1]
     if op in "+*":
         parts = tuple(
             p for child in (left, right) for p in (child[4] if child[3] == op else (_canon(child),))

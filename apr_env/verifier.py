@@ -238,6 +238,12 @@ def verify_expression(problem: Problem, text: str, *, rules: str = "apr") -> Ver
 # --------------------------------------------------------------------------------------
 
 
+# Longest digit run a path line may hold. int() refuses more than sys.get_int_max_str_digits()
+# digits (default 4,300, never below 640) with a ValueError, so longer runs are rejected first.
+_MAX_PATH_DIGITS = 600
+_LONG_NUMBER = re.compile(rf"\d{{{_MAX_PATH_DIGITS + 1}}}", re.ASCII)
+
+
 def _same_multiset(a: list[int], b: tuple[int, ...]) -> bool:
     return len(a) == len(b) and sorted(a) == sorted(b)
 
@@ -252,6 +258,12 @@ def verify_path(problem: Problem, text: str) -> Verdict:
         line = raw.strip()
         if not line:
             continue
+        if _LONG_NUMBER.search(line):
+            return _fail(
+                UNPARSEABLE,
+                f"unparseable at line {lineno}: a number longer than {_MAX_PATH_DIGITS} digits",
+                "path",
+            )
         if line.startswith("Exploring Operation: "):
             m = RE_EXPLORING.fullmatch(line)
             if m is None:

@@ -1,0 +1,1 @@
+"""Environment classes: `APRCountdownEnv` (Gymnasium) and `APRCountdownParallelEnv` (PettingZoo)."""

@@ -1,0 +1,410 @@
+"""The rules of threads for one problem: act, spawn, join, limits, verification, scheduling.
+
+`Episode` is what both environments (Gymnasium and PettingZoo) and the runtime's runner
+drive; there is no second implementation of spawn/join anywhere. A policy acts for one
+running thread at a time (`act`), with any value as the action: text, a structured action
+(`apr_env.actions`) or garbage. Every outcome is recorded on the tree; nothing raises.
+
+Life of an action (thread t, running):
+
+1. Coerce: str / dict / dataclass -> action; anything else ends t as ``invalid_action_*``.
+   Plain text is sanitised to printable ASCII, tab and newline (other characters become
+   ``?``, recorded as a format error) and gets the protocol's line separator.
+2. Context window: if t's prompt + generated text exceed `limits.context_window` tokens,
+   the text is cut at the window and t fails with reason ``context_window``.
+3. Spawn: if the protocol parses a spawn request at the end of the text, children are
+   created in spawn order (subject to depth, per-spawn and thread limits; refused or invalid
+   requests are recorded and join as 'no solution') and t waits. Otherwise t finishes.
+4. Join: when every child of a spawn has ended, each child's claimed answer is verified
+   against the child's start state; only verified answers are joined (a false claim joins
+   as 'no solution' and is counted). The protocol rewrites the parent's context and the
+   parent runs again.
+5. The episode ends when the root ends (its answer is verified against the problem), or is
+   truncated when generated tokens exceed `limits.total_token_budget`.
+
+Scheduling (`runnable`): first-in first-out. The root starts; children enter the queue in
+spawn order; a parent re-enters at the back when its join completes; a thread that made a
+partial action moves to the back.
+
+Token counts are exact but lazy: while a thread's text is shorter in characters than the
+window, it cannot exceed the window in tokens (every token of printable ASCII text is at
+least one character), so the tokenizer runs only near a limit and once, batched, for the
+final metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+from apr_env.actions import Answer, Join, Spawn, Text, coerce_action
+from apr_env.limits import Limits
+from apr_env.metrics import Metrics, compute_metrics, count_tokens
+from apr_env.problem import Problem
+from apr_env.protocols.base import Protocol, get_protocol
+from apr_env.rewards import RewardConfig, compute_reward
+from apr_env.tree import Call, ChildResult, SpawnGroup, Status, Thread, compact_tree
+from apr_env.verifier import Verdict, verify
+
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\n\t]")
+_NO_ANSWER = Verdict(False, "no_answer", "the thread claims no answer", "none")
+
+
+class Episode:
+    """One problem played by threads under a protocol.
+
+    Args:
+        problem: the Countdown problem of the root thread.
+        protocol: a `Protocol` instance or registered name.
+        limits: budgets (`apr_env.limits.Limits`); defaults are the official 4,096-token window.
+        tokenizer: anything with ``encode`` (and ideally ``encode_batch`` / ``decode``);
+            default: the package's Countdown tokenizer.
+        reward: reward configuration (`apr_env.rewards.RewardConfig`).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        protocol: Protocol | str = "apr",
+        *,
+        limits: Limits | None = None,
+        tokenizer=None,
+        reward: RewardConfig | None = None,
+    ):
+        self.problem = problem
+        self.protocol = get_protocol(protocol)
+        self.limits = limits or Limits()
+        self.tokenizer = tokenizer if tokenizer is not None else _default_tokenizer()
+        self.reward_config = reward or RewardConfig()
+        root = Thread(
+            id=0,
+            parent=None,
+            depth=0,
+            start=problem,
+            label="0",
+            calls=[Call(prompt=self.protocol.root_prompt(problem))],
+        )
+        self.threads: list[Thread] = [root]
+        self.groups: list[SpawnGroup] = []
+        self._request_starts: list[int] = []
+        self._queue: deque[int] = deque([0])
+        self.format_errors: list[tuple[int, str]] = []
+        self.done = False
+        self.truncated = False
+        self.outcome: str | None = None
+        self.answer: str | None = None
+        self.verdict: Verdict | None = None
+        self._generated_bound = 0  # upper bound on generated tokens so far (chars or exact ids)
+        self._metrics: Metrics | None = None
+        if not self._fits(root, root.calls[0].prompt):
+            self._end_episode("prompt_exceeds_context_window", truncated=True)
+
+    # ----------------------------------------------------------------------------------
+    # Queries
+    # ----------------------------------------------------------------------------------
+
+    @property
+    def runnable(self) -> list[int]:
+        """Ids of running threads, in scheduling order (head acts next)."""
+        return list(self._queue)
+
+    def observation(self, tid: int) -> str:
+        """The context thread `tid` would continue: its current prompt plus what it generated in this call."""
+        return self.threads[tid].context
+
+    @property
+    def metrics(self) -> Metrics:
+        """Exact metrics (tokens counted on first access; cached once the episode is over)."""
+        if self._metrics is not None:
+            return self._metrics
+        metrics = compute_metrics(self.threads, self.groups, self.tokenizer)
+        if self.done:
+            self._metrics = metrics
+        return metrics
+
+    def reward(self) -> dict[str, float]:
+        """Reward components of the episode so far (0 until the root's answer verifies)."""
+        m = self.metrics
+        correct = bool(self.verdict and self.verdict.correct)
+        return compute_reward(
+            correct, m.critical_path_tokens, m.total_tokens, len(self.format_errors), self.reward_config
+        )
+
+    def summary(self) -> dict:
+        """Outcome, answer, verdict, metrics, reward components and the compact tree (JSON-friendly)."""
+        return {
+            "problem": {"target": self.problem.target, "numbers": list(self.problem.numbers)},
+            "protocol": self.protocol.name,
+            "outcome": self.outcome,
+            "truncated": self.truncated,
+            "correct": bool(self.verdict and self.verdict.correct),
+            "answer": self.answer,
+            "verdict": None if self.verdict is None else self.verdict.code,
+            "format_errors": [code for _, code in self.format_errors],
+            "metrics": self.metrics.to_dict(),
+            **{f"reward_{k}" if k != "reward" else k: v for k, v in self.reward().items()},
+            "tree": compact_tree(self.threads, self.groups),
+        }
+
+    # ----------------------------------------------------------------------------------
+    # Acting
+    # ----------------------------------------------------------------------------------
+
+    def act(self, tid: int, action) -> str:
+        """Apply `action` as thread `tid`'s next generation; returns the event name.
+
+        Events: 'spawn', 'finish', 'partial', 'fail', and 'ignored' (the episode is over,
+        or `tid` is not a running thread: a waiting parent's or a finished thread's action
+        is ignored and recorded).
+        """
+        if self.done or not isinstance(tid, int) or not 0 <= tid < len(self.threads):
+            return "ignored"
+        thread = self.threads[tid]
+        if thread.status is not Status.RUNNING:
+            self.format_errors.append((tid, f"action_while_{thread.status.value}"))
+            return "ignored"
+        act = coerce_action(action)
+        if isinstance(act, str):
+            self._end_thread(thread, Status.FAILED, act)
+            return "fail"
+        ids = act.token_ids if isinstance(act, Text) else None
+        text = act.text
+        if ids is None:
+            text = self._clean(thread, text)
+        if isinstance(act, Spawn):
+            text = self._join_text(thread, text, self.protocol.render_spawn(thread, list(act.labels)))
+        elif isinstance(act, Answer):
+            text = self._join_text(thread, text, self.protocol.render_answer(thread, act.answer))
+        call = thread.calls[-1]
+        if not text and ids is None:
+            self._end_thread(thread, Status.FINISHED, None)
+            return "finish"
+        # the queue head is `tid` in sequential play; in parallel play it may sit anywhere
+        self._queue.remove(tid)
+        if not self._append(thread, call, text, ids):
+            return "fail"
+        if self.done:
+            return "fail"
+        if isinstance(act, Text) and act.partial:
+            self._queue.append(tid)
+            return "partial"
+        if isinstance(act, (Answer, Join)):
+            self._end_thread(thread, Status.FINISHED, None, queued=False)
+            return "finish"
+        request = self.protocol.parse_spawn(thread) if self.protocol.can_spawn else None
+        if request is None:
+            self._end_thread(thread, Status.FINISHED, None, queued=False)
+            return "finish"
+        self._spawn(thread, request)
+        return "spawn"
+
+    def act_parallel(self, actions: dict[int, object]) -> dict[int, str]:
+        """One parallel step: every thread running at the start of the step acts (ascending id order).
+
+        Threads without an action in `actions` make no move this step. Actions for threads
+        that are not running are ignored and recorded. Returns the event per acting id.
+        """
+        running = sorted(self._queue)
+        events = {}
+        for tid in running:
+            if self.done:
+                break
+            if tid in actions:
+                events[tid] = self.act(tid, actions[tid])
+        for tid in actions:
+            if tid not in events and tid not in running:
+                events[tid] = self.act(tid, actions[tid])
+        return events
+
+    # ----------------------------------------------------------------------------------
+    # Internals
+    # ----------------------------------------------------------------------------------
+
+    def _clean(self, thread: Thread, text: str) -> str:
+        if _UNPRINTABLE.search(text):
+            self.format_errors.append((thread.id, "unprintable_characters"))
+            text = _UNPRINTABLE.sub("?", text)
+        return self.protocol.separate(thread.context, text)
+
+    def _join_text(self, thread: Thread, text: str, rendered: str) -> str:
+        context = thread.context + text
+        return text + self.protocol.separate(context, rendered)
+
+    def _count(self, text: str) -> int:
+        return self.tokenizer.count(text)
+
+    def _fits(self, thread: Thread, prompt: str) -> bool:
+        if len(prompt) + 2 <= self.limits.context_window:
+            return True
+        return self._count(prompt) <= self.limits.context_window
+
+    def _append(self, thread: Thread, call: Call, text: str, ids) -> bool:
+        """Add generated text to the call, enforcing the window and the token budget. False if t ended."""
+        window = self.limits.context_window
+        new_len = len(ids) if ids is not None else len(text)
+        # printable ASCII: every token is at least one character, so this bounds the tokens (+2 for
+        # tokenizers that add a prefix piece)
+        bound_ok = ids is None and len(call.prompt) + len(call.completion) + len(text) + 2 <= window
+        cut = False
+        if not bound_ok:
+            if call.prompt_tokens is None:
+                call.prompt_tokens = self._count(call.prompt)
+            if call.completion_ids is not None:
+                done = len(call.completion_ids)
+            else:
+                done = (
+                    call.completion_tokens
+                    if call.completion_tokens is not None
+                    else self._count(call.completion)
+                )
+            room = window - call.prompt_tokens - done
+            new_len = len(ids) if ids is not None else self._count(text)
+            if new_len > room:
+                keep = list(ids if ids is not None else self.tokenizer.encode(text))[: max(room, 0)]
+                text = self._decode(keep, text, new_len)
+                ids = keep if ids is not None else None
+                new_len, cut = len(keep), True
+            exact_total = done + new_len
+        else:
+            exact_total = None
+        call.completion += text
+        if ids is not None:
+            call.completion_ids = [*(call.completion_ids or ()), *ids]
+        elif call.completion_ids is not None:  # mixing text into an id-exact call: fall back to counting
+            call.completion_ids = None
+        call.completion_tokens = exact_total  # known exactly only when we had to count
+        self._generated_bound += new_len
+        if cut:
+            self._end_thread(thread, Status.FAILED, "context_window", queued=False)
+            return False
+        if self._generated_bound > self.limits.total_token_budget:
+            count_tokens(self.threads, self.tokenizer)
+            generated = sum(c.completion_tokens for t in self.threads for c in t.calls)
+            self._generated_bound = generated
+            if generated > self.limits.total_token_budget:
+                for t in self.threads:
+                    if t.active:
+                        t.status, t.reason = Status.FAILED, "token_budget"
+                self._queue.clear()
+                self._end_episode("token_budget", truncated=True)
+                return False
+        return True
+
+    def _decode(self, ids: list[int], text: str, total: int) -> str:
+        if hasattr(self.tokenizer, "decode"):
+            return self.tokenizer.decode(ids)
+        return text[: len(text) * len(ids) // max(total, 1)]
+
+    def _spawn(self, parent: Thread, request) -> None:
+        for code in request.format_errors:
+            self.format_errors.append((parent.id, code))
+        group = SpawnGroup(parent=parent.id, call_index=len(parent.calls) - 1)
+        gi = len(self.groups)
+        self.groups.append(group)
+        self._request_starts.append(request.request_start)
+        parent.groups.append(gi)
+        parent.status = Status.WAITING
+        for pos, spec in enumerate(request.children):
+            group.labels.append(spec.label)
+            reason = spec.error
+            if reason is None and parent.depth >= self.limits.max_depth:
+                reason = "max_depth"
+            elif reason is None and pos >= self.limits.max_children_per_spawn:
+                reason = "max_children_per_spawn"
+            elif reason is None and len(self.threads) >= self.limits.max_threads:
+                reason = "max_threads"
+            if reason is not None:
+                group.rejected[pos] = reason
+                if spec.error is not None:
+                    self.format_errors.append((parent.id, spec.error))
+                continue
+            child = Thread(
+                id=len(self.threads),
+                parent=parent.id,
+                depth=parent.depth + 1,
+                start=spec.start,
+                label=spec.label,
+                calls=[Call(prompt=spec.prompt)],
+                position=pos,
+            )
+            self.threads.append(child)
+            group.children.append(child.id)
+            if self._fits(child, spec.prompt):
+                self._queue.append(child.id)
+            else:  # ended here, not via _end_thread: the group must not join before all children exist
+                child.status, child.reason = Status.FAILED, "prompt_exceeds_context_window"
+                child.result = ChildResult(None, False, False, child.reason)
+        self._maybe_join(gi)
+
+    def _child_result(self, thread: Thread) -> ChildResult:
+        if thread.status is Status.FAILED:
+            return ChildResult(None, False, False, thread.reason or "failed")
+        answer = self.protocol.extract_answer(thread)
+        if answer is None:
+            return ChildResult(None, False, False, "no_answer")
+        verdict = verify(self.protocol.child_problem(thread), answer)
+        return ChildResult(answer if verdict.correct else None, True, verdict.correct, verdict.code)
+
+    def _end_thread(self, thread: Thread, status: Status, reason: str | None, *, queued: bool = True) -> None:
+        if queued and thread.id in self._queue:
+            self._queue.remove(thread.id)
+        thread.status = status
+        if thread.parent is None:
+            if status is Status.FAILED:
+                thread.reason = reason
+                self._end_episode(reason or "failed", truncated=reason == "context_window")
+                return
+            self.answer = self.protocol.extract_answer(thread)
+            self.verdict = _NO_ANSWER if self.answer is None else verify(self.problem, self.answer)
+            thread.result = ChildResult(
+                self.answer, self.answer is not None, self.verdict.correct, self.verdict.code
+            )
+            thread.reason = "answer" if self.answer is not None else "no_answer"
+            self._end_episode("correct" if self.verdict.correct else self.verdict.code)
+            return
+        thread.result = self._child_result(thread)
+        thread.reason = reason or ("answer" if thread.result.claimed else "no_answer")
+        if thread.result.claimed and not thread.result.verified:
+            self.format_errors.append((thread.id, "false_claim"))
+        parent = self.threads[thread.parent]
+        self._maybe_join(parent.groups[-1])
+
+    def _maybe_join(self, gi: int) -> None:
+        group = self.groups[gi]
+        if group.joined or any(self.threads[c].active for c in group.children):
+            return
+        group.joined = True
+        by_pos = {self.threads[c].position: self.threads[c].result for c in group.children}
+        results = [
+            by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "rejected"))
+            for pos in range(len(group.labels))
+        ]
+        parent = self.threads[group.parent]
+        kept, inserted = self.protocol.join(parent, group, self._request_starts[gi], results)
+        parent.calls.append(Call(prompt=kept + inserted, inserted=inserted))
+        parent.status = Status.RUNNING
+        if self._fits(parent, kept + inserted):
+            self._queue.append(parent.id)
+        else:
+            self._end_thread(parent, Status.FAILED, "context_window", queued=False)
+
+    def _end_episode(self, outcome: str, *, truncated: bool = False) -> None:
+        for t in self.threads:
+            if t.active:
+                t.status, t.reason = Status.FAILED, t.reason or "episode_over"
+        self._queue.clear()
+        self.done = True
+        self.truncated = truncated
+        self.outcome = outcome
+
+
+_TOKENIZER = None
+
+
+def _default_tokenizer():
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        from apr_env.tokenizer import default_tokenizer
+
+        _TOKENIZER = default_tokenizer()
+    return _TOKENIZER

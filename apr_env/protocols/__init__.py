@@ -1,0 +1,20 @@
+"""Communication protocols, registered by name: `get_protocol("apr")`, `get_protocol("serial")`.
+
+Each protocol is one small class in its own file (see `base.Protocol`). Importing this
+package registers the built-in ones.
+"""
+
+from apr_env.protocols.apr import AprProtocol
+from apr_env.protocols.base import PROTOCOLS, ChildSpec, Protocol, SpawnRequest, get_protocol, register
+from apr_env.protocols.serial import SerialProtocol
+
+__all__ = [
+    "PROTOCOLS",
+    "AprProtocol",
+    "ChildSpec",
+    "Protocol",
+    "SerialProtocol",
+    "SpawnRequest",
+    "get_protocol",
+    "register",
+]

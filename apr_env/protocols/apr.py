@@ -1,0 +1,166 @@
+"""The APR fork-join protocol, byte-compatible with the official trace format.
+
+Grammar (reference/apr-reference.md sections 2.7, 2.8, 3.3-3.7):
+
+- Root prompt: ``[Sub Call Budget: {n} ]Moving to Node #0\\nCurrent State: {T}:{nums}, Operations: []``.
+- Spawn: a segment whose last line is ``<End Calling Sub Searches>``; the block opened by the
+  last ``<Calling Sub Searches>`` line lists one child per line,
+  ``<Start Sub Search {i} at level {L}> Moving to Node #{id}``.
+- What a child sees: ``Moving to Node #{id}\\nCurrent State: {T}:{nums}, Operations: {ops}``,
+  the node's state read from the parent's own text (no ``eval``).
+- Join: the parent's context becomes its text before the calling block followed by
+  ``<Sub Searches>`` / per child ``<Goal Reached in Sub Search {i} at level {L} at Node #{id}>``
+  + the child's answer path, or ``<No Solution in Sub Search {i} at level {L} at Node #{id}>`` /
+  ``<End Sub Searches>``. Siblings share nothing.
+- Answer: the path between the last two full ``T,T equal: Goal Reached`` lines.
+
+Example (reference 2.9): the parent writes ``...<Calling Sub Searches>\\n<Start Sub Search 0
+at level 1> Moving to Node #0,0,0\\n...<End Calling Sub Searches>``; child 0 gets prompt
+``Moving to Node #0,0,0\\nCurrent State: 10:[2, 5], Operations: ['8/4=2', '6-1=5']`` and
+answers ``Moving to Node #0,0,0 ... 10,10 equal: Goal Reached``; the parent resumes after
+``<End Sub Searches>\\n``.
+
+Fixes of official flaws (section 8): a child's claim is verified before it is joined (the
+episode does this; a false claim joins as 'No Solution' and is recorded), ``level`` is the
+real nesting level (byte-identical to the official ``level 1`` for children of the root),
+an unknown node id fails that child with a recorded reason instead of aborting the problem.
+"""
+
+from __future__ import annotations
+
+from apr_env import grammar as g
+from apr_env.problem import Problem
+from apr_env.protocols.base import ChildSpec, Protocol, SpawnRequest, register
+from apr_env.tree import ChildResult, SpawnGroup, Thread
+
+
+def _node_state(
+    context: str, node_id: str, target: int, depth: int = 0
+) -> tuple[tuple[int, ...], list[str]] | None:
+    """(nums, ops) of `node_id` as written in `context`, or None when the text never defines it.
+
+    Mirrors the official lookup order (section 3.4): a ``Moving to Node #X`` line directly
+    followed by a ``Current State`` line wins; otherwise a ``Generated Node #X: ...`` line,
+    whose operations are its parent node's plus its own. String searches only; no eval.
+    """
+    if depth > 64:  # ids are comma paths; deeper than any Countdown tree
+        return None
+    marker = f"Moving to Node #{node_id}\nCurrent State: "
+    pos = context.rfind(marker)
+    if pos >= 0:
+        end = context.find("\n", pos + len(marker))
+        line = context[pos + len(marker) - len("Current State: ") : end if end >= 0 else len(context)]
+        parsed = g.parse_state(line)
+        if parsed is not None:
+            return parsed[1], parsed[2]
+    marker = f"Generated Node #{node_id}: "
+    pos = context.rfind(marker)
+    if pos < 0 or (pos > 0 and context[pos - 1] != "\n"):
+        return None
+    end = context.find("\n", pos)
+    m = g.RE_GENERATED.fullmatch(context[pos : end if end >= 0 else len(context)])
+    if m is None or "," not in node_id:
+        return None
+    parent = _node_state(context, node_id.rsplit(",", 1)[0], target, depth + 1)
+    if parent is None:
+        return None
+    try:
+        nums = g.parse_nums(m.group(3))
+    except ValueError:
+        return None
+    return nums, [*parent[1], f"{m.group(4)}{m.group(5)}{m.group(6)}={m.group(7)}"]
+
+
+@register
+class AprProtocol(Protocol):
+    """Official APR fork-join: children get a node's state, parents get verified answer paths back.
+
+    Args:
+        sub_call_budget: if set, the root prompt starts with ``Sub Call Budget: {n} `` (section 4.1);
+            children get no prefix.
+    """
+
+    name = "apr"
+
+    def __init__(self, sub_call_budget: int | None = None):
+        if sub_call_budget is not None and (not isinstance(sub_call_budget, int) or sub_call_budget < 0):
+            raise ValueError(f"sub_call_budget must be None or an int >= 0, got {sub_call_budget!r}")
+        self.sub_call_budget = sub_call_budget
+
+    def root_prompt(self, problem: Problem) -> str:
+        prefix = "" if self.sub_call_budget is None else g.sub_call_budget_prefix(self.sub_call_budget)
+        return f"{prefix}{g.moving_line('0')}\n{g.state_line(problem.target, problem.numbers, [])}"
+
+    def parse_spawn(self, thread: Thread) -> SpawnRequest | None:
+        call = thread.calls[-1]
+        completion = call.completion.rstrip("\n")
+        last_nl = completion.rfind("\n")
+        if g.END_CALLING not in completion[last_nl + 1 :]:
+            return None
+        start = completion.rfind(g.CALLING)
+        if start < 0:
+            return SpawnRequest([], -1, ["calling_block_without_start"])
+        if start > 0 and completion[start - 1] != "\n":
+            return SpawnRequest([], -1, ["calling_block_not_at_line_start"])
+        request_start = len(call.prompt) + start
+        children, errors = [], []
+        context = call.prompt + call.completion[:start]
+        body = completion[start + len(g.CALLING) :].split("\n")
+        for line in body[:-1] if body[-1].strip() == g.END_CALLING else body:
+            line = line.strip()
+            if not line:
+                continue
+            m = g.RE_START_SUB.fullmatch(line)
+            if m is None:
+                errors.append("malformed_spawn_line")
+                continue
+            node_id = m.group(3)
+            if int(m.group(1)) != len(children) or int(m.group(2)) != thread.depth + 1:
+                errors.append("spawn_index_or_level_mismatch")
+            state = _node_state(context, node_id, thread.start.target)
+            if state is None:
+                children.append(ChildSpec(label=node_id, error="unknown_node"))
+                continue
+            nums, ops = state
+            prompt = f"{g.moving_line(node_id)}\n{g.state_line(thread.start.target, nums, ops)}"
+            children.append(ChildSpec(label=node_id, prompt=prompt, start=Problem(thread.start.target, nums)))
+        if body[-1].strip() != g.END_CALLING:
+            errors.append("text_after_end_calling")
+        if not children:
+            errors.append("empty_spawn")
+        return SpawnRequest(children, request_start, errors)
+
+    def join(
+        self, parent: Thread, group: SpawnGroup, request_start: int, results: list[ChildResult]
+    ) -> tuple[str, str]:
+        kept = parent.context[:request_start]
+        level = parent.depth + 1
+        lines = [g.SUB_SEARCHES]
+        for i, (label, result) in enumerate(zip(group.labels, results)):
+            if result.answer is None:
+                lines.append(g.sub_none_line(i, level, label))
+            else:
+                lines.append(g.sub_goal_line(i, level, label))
+                lines.append(result.answer)
+        lines.append(g.END_SUB_SEARCHES)
+        return kept, "\n".join(lines) + "\n"
+
+    def extract_answer(self, thread: Thread) -> str | None:
+        return g.extract_answer_path(thread.context)
+
+    def render_spawn(self, thread: Thread, labels: list[str]) -> str:
+        level = thread.depth + 1
+        lines = [
+            g.CALLING,
+            *(g.start_sub_line(i, level, label) for i, label in enumerate(labels)),
+            g.END_CALLING,
+        ]
+        return "\n".join(lines) + "\n"
+
+    def render_answer(self, thread: Thread, answer: str | None) -> str:
+        if answer is None:
+            return g.NO_SOLUTION + "\n"
+        return f"{g.goal_line(thread.start.target, thread.start.target)}\n{answer.strip()}\n"
+
+    def __repr__(self) -> str:
+        return f"AprProtocol(sub_call_budget={self.sub_call_budget})"

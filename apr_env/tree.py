@@ -1,0 +1,134 @@
+"""The thread tree: who spawned whom, what each thread saw and generated, how it ended.
+
+This is the single source of truth of an episode. Metrics (`apr_env.metrics`), rewards,
+rendering and training data are all computed from it; the rules that grow it live in
+`apr_env.episode`.
+
+A thread is a sequence of *calls* (the official `main_calls`): each call has a prompt (the
+thread's context when the call started) and the text generated in it. A thread's first call
+starts from its prompt; after a join the protocol rewrites the context (APR drops the
+calling block and appends the join block), and a new call starts from that text. Token
+counts are filled lazily (`apr_env.metrics.count_tokens`), because counting on every step
+would dominate the cost of an episode.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from apr_env.problem import Problem
+
+
+class Status(str, enum.Enum):
+    """Lifecycle of a thread. RUNNING threads act; WAITING ones wait for their children."""
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass
+class Call:
+    """One model call of a thread."""
+
+    prompt: str
+    """Context at the start of the call (for a resumed parent: pre-spawn text + join block)."""
+    inserted: str = ""
+    """Runtime-inserted text at the end of `prompt` (the join block): prefilled, never generated."""
+    completion: str = ""
+    """Text the policy generated in this call."""
+    completion_ids: list[int] | None = None
+    """Token ids of `completion` when the policy supplied them (LLM runtimes); else counted by tokenizer."""
+    prompt_tokens: int | None = None
+    inserted_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def context(self) -> str:
+        return self.prompt + self.completion
+
+
+@dataclass
+class ChildResult:
+    """What a finished thread hands back to its parent at join."""
+
+    answer: str | None
+    """The (verified) answer message, or None for 'no solution'."""
+    claimed: bool
+    """The thread claimed a solution (it may have failed verification)."""
+    verified: bool
+    reason: str
+    """Verifier code or thread failure reason, e.g. 'ok', 'no_answer', 'context_window', 'wrong_arithmetic'."""
+
+
+@dataclass
+class SpawnGroup:
+    """Children created by one spawn request, joined together."""
+
+    parent: int
+    call_index: int
+    """Index of the parent call that ended with the spawn request."""
+    children: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    """Per requested child (created or not), the protocol's label (APR: node id), in spawn order."""
+    rejected: dict[int, str] = field(default_factory=dict)
+    """Spawn-order position -> reason, for requested children that were not created."""
+    joined: bool = False
+
+
+@dataclass
+class Thread:
+    """One reasoning thread."""
+
+    id: int
+    parent: int | None
+    depth: int
+    start: Problem
+    """What the thread must solve: the root problem, or the child's start state (used to verify claims)."""
+    label: str = ""
+    """Protocol label, e.g. the APR node id '0,3' (root: '0')."""
+    calls: list[Call] = field(default_factory=list)
+    status: Status = Status.RUNNING
+    reason: str | None = None
+    """Why it ended: 'answer', 'no_answer', 'context_window', 'token_budget', ..."""
+    groups: list[int] = field(default_factory=list)
+    """Indices into the episode's spawn groups, in order."""
+    result: ChildResult | None = None
+    position: int = 0
+    """Spawn-order position within its group (the APR sub search index i)."""
+
+    @property
+    def name(self) -> str:
+        return f"t{self.id}"
+
+    @property
+    def context(self) -> str:
+        return self.calls[-1].context
+
+    @property
+    def active(self) -> bool:
+        return self.status in (Status.RUNNING, Status.WAITING)
+
+
+def compact_tree(threads: list[Thread], groups: list[SpawnGroup]) -> list[dict]:
+    """A JSON-friendly summary: one dict per thread (ids, label, status, reason, tokens, children)."""
+    out = []
+    for t in threads:
+        children = [c for g in t.groups for c in groups[g].children]
+        out.append(
+            {
+                "id": t.id,
+                "parent": t.parent,
+                "depth": t.depth,
+                "label": t.label,
+                "status": t.status.value,
+                "reason": t.reason,
+                "calls": len(t.calls),
+                "generated_tokens": sum(c.completion_tokens or 0 for c in t.calls),
+                "children": children,
+                "answer_verified": None if t.result is None else t.result.verified,
+            }
+        )
+    return out
