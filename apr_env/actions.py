@@ -28,6 +28,8 @@ class Text:
     text: str
     token_ids: tuple[int, ...] | None = None
     partial: bool = False
+    meta: dict | None = None
+    """Free-form data kept on the thread's call record (e.g. logprobs and timings from an LLM)."""
 
 
 @dataclass(frozen=True)

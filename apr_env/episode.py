@@ -181,10 +181,12 @@ class Episode:
             return "finish"
         # the queue head is `tid` in sequential play; in parallel play it may sit anywhere
         self._queue.remove(tid)
-        if not self._append(thread, call, text, ids):
+        if not self._append(thread, call, text, ids, act.meta if isinstance(act, Text) else None):
             return "fail"
         if self.done:
             return "fail"
+        if thread.parent is not None:
+            self._share(thread, text)
         if isinstance(act, Text) and act.partial:
             self._queue.append(tid)
             return "partial"
@@ -238,7 +240,7 @@ class Episode:
             return True
         return self._count(prompt) <= self.limits.context_window
 
-    def _append(self, thread: Thread, call: Call, text: str, ids) -> bool:
+    def _append(self, thread: Thread, call: Call, text: str, ids, meta: dict | None = None) -> bool:
         """Add generated text to the call, enforcing the window and the token budget. False if t ended."""
         window = self.limits.context_window
         new_len = len(ids) if ids is not None else len(text)
@@ -268,6 +270,8 @@ class Episode:
         else:
             exact_total = None
         call.completion += text
+        if meta:
+            call.meta = {**(call.meta or {}), **meta} if call.meta else dict(meta)
         if ids is not None:
             call.completion_ids = [*(call.completion_ids or ()), *ids]
         elif call.completion_ids is not None:  # mixing text into an id-exact call: fall back to counting
@@ -289,6 +293,21 @@ class Episode:
                 self._end_episode("token_budget", truncated=True)
                 return False
         return True
+
+    def _share(self, thread: Thread, text: str) -> None:
+        """Protocols whose siblings share information: insert the update into running siblings' contexts."""
+        block = self.protocol.board_update(thread, text)
+        if not block:
+            return
+        group = self.groups[self.threads[thread.parent].groups[-1]]
+        for sid in group.children:
+            sibling = self.threads[sid]
+            if sid == thread.id or sibling.status is not Status.RUNNING:
+                continue
+            prompt = sibling.context + block
+            sibling.calls.append(Call(prompt=prompt, inserted=block))
+            if not self._fits(sibling, prompt):
+                self._end_thread(sibling, Status.FAILED, "context_window")
 
     def _decode(self, ids: list[int], text: str, total: int) -> str:
         if hasattr(self.tokenizer, "decode"):
@@ -343,7 +362,7 @@ class Episode:
         if answer is None:
             return ChildResult(None, False, False, "no_answer")
         verdict = verify(self.protocol.child_problem(thread), answer)
-        return ChildResult(answer if verdict.correct else None, True, verdict.correct, verdict.code)
+        return ChildResult(answer if verdict.correct else None, True, verdict.correct, verdict.code, answer)
 
     def _end_thread(self, thread: Thread, status: Status, reason: str | None, *, queued: bool = True) -> None:
         if queued and thread.id in self._queue:

@@ -41,6 +41,8 @@ class Call:
     """Text the policy generated in this call."""
     completion_ids: list[int] | None = None
     """Token ids of `completion` when the policy supplied them (LLM runtimes); else counted by tokenizer."""
+    meta: dict | None = None
+    """Whatever the policy attached to its actions in this call (LLM: prompt ids, logprobs, timings)."""
     prompt_tokens: int | None = None
     inserted_tokens: int | None = None
     completion_tokens: int | None = None
@@ -61,6 +63,8 @@ class ChildResult:
     verified: bool
     reason: str
     """Verifier code or thread failure reason, e.g. 'ok', 'no_answer', 'context_window', 'wrong_arithmetic'."""
+    claim: str | None = None
+    """The answer the thread claimed, verified or not (protocols that vote over claims use it)."""
 
 
 @dataclass

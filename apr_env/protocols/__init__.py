@@ -1,4 +1,4 @@
-"""Communication protocols, registered by name: `get_protocol("apr")`, `get_protocol("serial")`.
+"""Communication protocols, registered by name: `get_protocol("apr")`, `get_protocol("serial")`, ...
 
 Each protocol is one small class in its own file (see `base.Protocol`). Importing this
 package registers the built-in ones.
@@ -6,13 +6,19 @@ package registers the built-in ones.
 
 from apr_env.protocols.apr import AprProtocol
 from apr_env.protocols.base import PROTOCOLS, ChildSpec, Protocol, SpawnRequest, get_protocol, register
+from apr_env.protocols.broadcast import BroadcastProtocol
+from apr_env.protocols.fork_full_context import ForkFullContextProtocol
+from apr_env.protocols.self_consistency import SelfConsistencyProtocol
 from apr_env.protocols.serial import SerialProtocol
 
 __all__ = [
     "PROTOCOLS",
     "AprProtocol",
+    "BroadcastProtocol",
     "ChildSpec",
+    "ForkFullContextProtocol",
     "Protocol",
+    "SelfConsistencyProtocol",
     "SerialProtocol",
     "SpawnRequest",
     "get_protocol",

@@ -76,6 +76,14 @@ class Protocol(abc.ABC):
         """Text that ends a thread with `answer` (None: no solution), for a structured `Answer` action."""
         raise NotImplementedError(f"protocol {self.name!r} has no answer grammar")
 
+    def board_update(self, thread: Thread, text: str) -> str | None:
+        """Text to insert into the running siblings' contexts after `thread` generated `text`.
+
+        Default None: siblings share nothing (APR). The broadcast protocol returns its board
+        messages; the episode counts them as inserted (prefilled) context.
+        """
+        return None
+
     def child_problem(self, thread: Thread) -> Problem:
         """The problem a thread's answer is verified against (default: its start state)."""
         return thread.start

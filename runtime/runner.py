@@ -1,0 +1,212 @@
+"""Run many episodes at once with any agent, through the environments' own rules.
+
+`run_episodes(agent, problems, config)` keeps up to `max_concurrent` episodes
+(`apr_env.Episode`) alive. Every runnable thread of every live episode is a pending
+decision; decisions are handed to the agent in batches and the trees advance as results
+come back. Nothing here re-implements spawn, join or metrics: `Episode.act` does.
+
+Two ways to talk to the agent:
+
+- waves (any `apr_env.agent.Agent`): all runnable threads of all live episodes go to
+  `agent.act` in one batch; their actions are applied; repeat. Simple and exactly
+  reproducible; what the symbolic agents use.
+- continuous (agents with ``submit(observation) -> Future``, e.g. the LLM agent): each
+  runnable thread is submitted as soon as it becomes runnable; whenever any result arrives
+  it is applied at once, and the threads it makes runnable (children of a spawn, a parent
+  after its join, the next episode) are submitted immediately. Requests from different
+  threads and episodes therefore share the backend's batches (continuous batching), and
+  per-episode wall-clock latency is not held back by the slowest thread of a wave.
+
+Each finished episode yields a record (JSON-friendly): index, seed, problem, outcome,
+correctness, answer, metrics, reward components, the compact tree, wall-clock latency, and
+per-call data the agent attached (token ids, logprobs, timings) when `record_calls` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apr_env.agent import Agent, observe
+from apr_env.episode import Episode
+from apr_env.limits import Limits
+from apr_env.problem import Problem
+from apr_env.protocols import get_protocol
+from apr_env.rewards import RewardConfig
+
+
+@dataclass
+class RunConfig:
+    """How to run a batch of episodes."""
+
+    protocol: str = "apr"
+    """Registered protocol name."""
+    protocol_kwargs: dict = field(default_factory=dict)
+    """Protocol constructor kwargs, e.g. {'sub_call_budget': 10}."""
+    limits: Limits = field(default_factory=Limits)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    seed: int = 0
+    """Base seed; episode i gets a seed derived from (seed, i)."""
+    max_concurrent: int = 64
+    """Episodes alive at once."""
+    record_calls: bool = False
+    """Include every call's prompt/completion text and the agent's per-call data in records."""
+    progress: bool = False
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {self.max_concurrent}")
+        get_protocol(self.protocol, **self.protocol_kwargs)  # fail early on a bad name
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """A per-episode seed that depends only on (seed, index): same whatever the batch or order."""
+    x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**63 - 1)
+    return (x ^ (x >> 29)) & (2**31 - 1)
+
+
+def _record(ep: Episode, index: int, seed: int, latency: float, record_calls: bool) -> dict:
+    rec = {"index": index, "seed": seed, **ep.summary(), "latency_s": latency}
+    if record_calls:
+        rec["calls"] = [
+            [
+                {
+                    "prompt": c.prompt,
+                    "completion": c.completion,
+                    "inserted": c.inserted,
+                    "completion_ids": c.completion_ids,
+                    **(c.meta or {}),
+                }
+                for c in t.calls
+            ]
+            for t in ep.threads
+        ]
+    return rec
+
+
+def run_episodes(
+    agent: Agent,
+    problems: Sequence[Problem],
+    config: RunConfig | None = None,
+    *,
+    tokenizer=None,
+    on_record: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Play every problem once with `agent`; return one record per problem, in problem order."""
+    config = config or RunConfig()
+    tokenizer = _tokenizer(tokenizer)
+    n = len(problems)
+    records: list[dict | None] = [None] * n
+    bar = _progress(n, config.progress, agent)
+    live: dict[int, tuple[Episode, float]] = {}
+    next_index = 0
+
+    def admit() -> None:
+        nonlocal next_index
+        while next_index < n and len(live) < config.max_concurrent:
+            protocol = get_protocol(config.protocol, **config.protocol_kwargs)
+            ep = Episode(
+                problems[next_index],
+                protocol,
+                limits=config.limits,
+                tokenizer=tokenizer,
+                reward=config.reward,
+            )
+            live[next_index] = (ep, time.perf_counter())
+            next_index += 1
+
+    def retire(index: int) -> None:
+        ep, started = live.pop(index)
+        rec = _record(
+            ep, index, episode_seed(config.seed, index), time.perf_counter() - started, config.record_calls
+        )
+        records[index] = rec
+        agent.end_episode(index)
+        if on_record is not None:
+            on_record(rec)
+        bar.update(1)
+
+    admit()
+    submit = getattr(agent, "submit", None)
+    try:
+        if submit is None:
+            while live:
+                batch = [
+                    observe(ep, tid, key=i, seed=episode_seed(config.seed, i))
+                    for i, (ep, _) in live.items()
+                    for tid in ep.runnable
+                ]
+                actions = agent.act(batch) if batch else []
+                for obs, action in zip(batch, actions):
+                    live[obs.episode][0].act(obs.thread, action)
+                for i in [i for i, (ep, _) in live.items() if ep.done or not ep.runnable]:
+                    retire(i)
+                admit()
+        else:
+            _run_continuous(agent, live, admit, retire, config)
+    finally:
+        bar.close()
+    return records
+
+
+def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
+    pending: dict[Future, tuple[int, int]] = {}
+    in_flight: set[tuple[int, int]] = set()  # (episode, thread) with a decision pending: one at a time
+
+    def submit_runnable() -> None:
+        for i, (ep, _) in list(live.items()):
+            for tid in ep.runnable:
+                if (i, tid) not in in_flight:
+                    in_flight.add((i, tid))
+                    obs = observe(ep, tid, key=i, seed=episode_seed(config.seed, i))
+                    pending[agent.submit(obs)] = (i, tid)
+
+    submit_runnable()
+    while pending:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for fut in done:
+            i, tid = pending.pop(fut)
+            in_flight.discard((i, tid))
+            ep = live[i][0]
+            ep.act(tid, fut.result())  # an agent error propagates: no silent loss of an episode
+            if ep.done or (not ep.runnable and not any(k for k in pending.values() if k[0] == i)):
+                retire(i)
+        admit()
+        submit_runnable()
+
+
+def save_records(records: Sequence[dict], path: str | Path) -> Path:
+    """Write records as JSON Lines."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for rec in records:
+            f.write(json.dumps(rec) + "\n")
+    return path
+
+
+def _tokenizer(spec):
+    from apr_env.tokenizer import load_tokenizer
+
+    return load_tokenizer(spec)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool, agent: Agent):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"episodes ({getattr(agent, 'name', 'agent')})", unit="ep")
