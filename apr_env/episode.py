@@ -249,16 +249,8 @@ class Episode:
         bound_ok = ids is None and len(call.prompt) + len(call.completion) + len(text) + 2 <= window
         cut = False
         if not bound_ok:
-            if call.prompt_tokens is None:
-                call.prompt_tokens = self._count(call.prompt)
-            if call.completion_ids is not None:
-                done = len(call.completion_ids)
-            else:
-                done = (
-                    call.completion_tokens
-                    if call.completion_tokens is not None
-                    else self._count(call.completion)
-                )
+            count_tokens([thread], self.tokenizer)  # incremental: builds on the thread's earlier calls
+            done = call.completion_tokens
             room = window - call.prompt_tokens - done
             new_len = len(ids) if ids is not None else self._count(text)
             if new_len > room:
@@ -305,7 +297,7 @@ class Episode:
             if sid == thread.id or sibling.status is not Status.RUNNING:
                 continue
             prompt = sibling.context + block
-            sibling.calls.append(Call(prompt=prompt, inserted=block))
+            sibling.calls.append(Call(prompt=prompt, inserted=block, kept=len(sibling.context)))
             if not self._fits(sibling, prompt):
                 self._end_thread(sibling, Status.FAILED, "context_window")
 
@@ -400,7 +392,7 @@ class Episode:
         ]
         parent = self.threads[group.parent]
         kept, inserted = self.protocol.join(parent, group, self._request_starts[gi], results)
-        parent.calls.append(Call(prompt=kept + inserted, inserted=inserted))
+        parent.calls.append(Call(prompt=kept + inserted, inserted=inserted, kept=len(kept)))
         parent.status = Status.RUNNING
         if self._fits(parent, kept + inserted):
             self._queue.append(parent.id)

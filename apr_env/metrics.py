@@ -18,8 +18,8 @@
   `depth` (deepest thread, root = 0), `false_claims` (children whose claimed answer failed
   verification), `rejected_children`.
 
-Counting is lazy: `count_tokens` fills every call's counts once, in one batched tokenizer
-call, when metrics are first asked for.
+Counting is lazy: `count_tokens` fills every call's counts once, when metrics are first
+asked for (or when a thread nears its context window).
 """
 
 from __future__ import annotations
@@ -47,38 +47,52 @@ class Metrics:
         return asdict(self)
 
 
-def _lengths(tokenizer, texts: list[str]) -> list[int]:
-    if not texts:
-        return []
-    if hasattr(tokenizer, "count_batch"):
-        return list(tokenizer.count_batch(texts))
-    if hasattr(tokenizer, "encode_batch"):
-        return [len(ids) for ids in tokenizer.encode_batch(texts)]
-    return [len(tokenizer.encode(t)) for t in texts]
+def _count(tokenizer, text: str) -> int:
+    if not text:
+        return 0
+    if hasattr(tokenizer, "count"):
+        return tokenizer.count(text)
+    return len(tokenizer.encode(text))
 
 
 def count_tokens(threads: list[Thread], tokenizer) -> None:
-    """Fill the missing token counts of every call, with one batched tokenizer call."""
-    texts, slots = [], []
+    """Fill the missing token counts of every call.
+
+    A call after the first starts from part of the previous call's context (`Call.kept`
+    characters) plus inserted text; its prompt count is the previous call's count for that
+    part plus the inserted text's, exactly what a runtime that keeps each thread's token ids
+    (`agents.llm_agent`) feeds the model, and without re-counting the whole context per call.
+    The completion count is cut the same way (kept head + the rest) so nothing is counted twice.
+    """
     for t in threads:
+        prev = None
         for call in t.calls:
-            if call.prompt_tokens is None:
-                texts.append(call.prompt)
-                slots.append((call, "prompt_tokens"))
             if call.inserted_tokens is None:
-                if call.inserted:
-                    texts.append(call.inserted)
-                    slots.append((call, "inserted_tokens"))
+                call.inserted_tokens = _count(tokenizer, call.inserted)
+            if call.prompt_tokens is None:
+                if prev is None or call.kept is None or call.kept < len(prev.prompt):
+                    call.prompt_tokens = _count(tokenizer, call.prompt)
                 else:
-                    call.inserted_tokens = 0
-            if call.completion_tokens is None:
-                if call.completion_ids is not None:
-                    call.completion_tokens = len(call.completion_ids)
-                else:
-                    texts.append(call.completion)
-                    slots.append((call, "completion_tokens"))
-    for (call, attr), n in zip(slots, _lengths(tokenizer, texts)):
-        setattr(call, attr, n)
+                    cut = call.kept - len(prev.prompt)
+                    if cut >= len(prev.completion):
+                        head_tokens = _completion_tokens(prev, tokenizer)
+                    else:
+                        head_tokens = _count(tokenizer, prev.completion[:cut])
+                        if prev.completion_tokens is None and prev.completion_ids is None:
+                            prev.completion_tokens = head_tokens + _count(tokenizer, prev.completion[cut:])
+                    call.prompt_tokens = prev.prompt_tokens + head_tokens + call.inserted_tokens
+            prev = call
+        for call in t.calls:
+            _completion_tokens(call, tokenizer)
+
+
+def _completion_tokens(call, tokenizer) -> int:
+    if call.completion_tokens is None:
+        if call.completion_ids is not None:
+            call.completion_tokens = len(call.completion_ids)
+        else:
+            call.completion_tokens = _count(tokenizer, call.completion)
+    return call.completion_tokens
 
 
 def critical_path(threads: list[Thread], groups: list[SpawnGroup], tid: int = 0) -> int:

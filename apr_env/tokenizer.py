@@ -124,6 +124,11 @@ MULTI_CHAR_TOKENS = (
     "['",
     "']",
     "[]",
+    # Broadcast protocol board (apr_env/protocols/broadcast.py), appended later: ids 183..186.
+    "<Publish Dead End ",
+    "<Publish Goal Reached at Node #",
+    "<Board>",
+    "<End Board>",
 )
 
 VOCABULARY = SPECIAL_TOKENS + tuple(ALPHABET) + MULTI_CHAR_TOKENS

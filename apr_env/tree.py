@@ -37,6 +37,10 @@ class Call:
     """Context at the start of the call (for a resumed parent: pre-spawn text + join block)."""
     inserted: str = ""
     """Runtime-inserted text at the end of `prompt` (the join block): prefilled, never generated."""
+    kept: int | None = None
+    """For a call after the first: how many characters of the previous call's context `prompt` starts
+    with (the rest is `inserted`). Lets token counts build on the previous call's, as a runtime that
+    keeps the thread's token ids does."""
     completion: str = ""
     """Text the policy generated in this call."""
     completion_ids: list[int] | None = None
