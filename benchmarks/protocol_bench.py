@@ -1,0 +1,312 @@
+"""The protocol benchmark (`apr-env bench`): how the way threads communicate changes accuracy and cost.
+
+    apr-env bench                              # the default sweep (a few minutes on 2 cores)
+    apr-env bench --n 100 --protocols apr serial --out /tmp/bench
+
+One search policy (`agents.symbolic.SymbolicAgent`: multiply heuristic, beam pops,
+promising coins) is rendered under every protocol, so differences come from communication
+alone. For each protocol and each value of its budget knob (SoS+ beam, self-consistency N,
+APR/fork/broadcast parent beam = children per spawn), over one fixed seeded problem set, it
+reports accuracy, mean total / critical-path / prefill tokens, mean longest thread, peak
+context, threads per episode, pass@N for self-consistency, and cumulative accuracy vs
+context window (1k..4k: solved with every thread's context within the window, as the
+paper's Fig. 4b).
+
+Outputs: a rich table, ``results.json`` (config, exact command, versions, commit, date and
+every number) and PNG plots like the paper's Fig. 4a (accuracy vs total tokens), 4b
+(cumulative accuracy vs context window) and 6 (accuracy vs critical-path tokens).
+Sweep points run in worker processes; results do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+KNOB = {
+    "serial": "beam_size",
+    "self_consistency": "n",
+    "apr": "beam_size",
+    "fork_full_context": "beam_size",
+    "broadcast": "beam_size",
+}
+"""The budget knob of each protocol (a `agents.symbolic.SymbolicConfig` field)."""
+
+DEFAULT_SWEEPS = {
+    "serial": [1, 2, 3, 5, 8],
+    "self_consistency": [2, 4, 8],
+    "apr": [2, 4, 6, 10],
+    "fork_full_context": [2, 4, 6, 10],
+    "broadcast": [2, 4, 6, 10],
+}
+
+
+@dataclass
+class BenchConfig:
+    """What `run_bench` measures."""
+
+    n_problems: int = 400
+    """Problems per sweep point (the same problems for every point)."""
+    problem_seed: int = 0
+    """Seed of the problem set (APR distribution)."""
+    seed: int = 0
+    """Agent seed: every random decision of every episode derives from it."""
+    protocols: list[str] = field(default_factory=lambda: list(DEFAULT_SWEEPS))
+    sweeps: dict[str, list[int]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_SWEEPS.items()}
+    )
+    context_window: int = 4096
+    """Environment limit per thread (the official model context)."""
+    windows: list[int] = field(default_factory=lambda: [1024, 1536, 2048, 2560, 3072, 3584, 4096])
+    """Context windows of the cumulative-accuracy curve."""
+    workers: int = 2
+    """Processes running sweep points."""
+    out: str = "benchmarks/results/protocols"
+    """Folder for results.json and the PNG plots (None-like '' disables writing)."""
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.protocols if p not in KNOB]
+        if unknown:
+            raise ValueError(f"unknown protocol(s) {unknown}; the benchmark knows {sorted(KNOB)}")
+        if self.n_problems < 1:
+            raise ValueError(f"n_problems must be >= 1, got {self.n_problems}")
+
+
+def _point(args: tuple) -> dict:
+    """Run one (protocol, knob value) point; in a worker process."""
+    protocol, value, cfg_dict = args
+    from agents.symbolic import SymbolicAgent, SymbolicConfig
+    from apr_env import Limits, generate_problems
+    from runtime.runner import RunConfig, run_episodes
+
+    cfg = BenchConfig(**cfg_dict)
+    problems = generate_problems(cfg.n_problems, seed=cfg.problem_seed)
+    agent = SymbolicAgent(SymbolicConfig(**{KNOB[protocol]: value}))
+    run_cfg = RunConfig(protocol=protocol, limits=Limits(context_window=cfg.context_window), seed=cfg.seed)
+    started = time.perf_counter()
+    records = run_episodes(agent, problems, run_cfg)
+    return summarize(protocol, value, records, cfg.windows, time.perf_counter() - started)
+
+
+def summarize(protocol: str, value: int, records: list[dict], windows: list[int], seconds: float) -> dict:
+    """Aggregate episode records into one sweep point."""
+    n = len(records)
+
+    def mean(key: str) -> float:
+        return statistics.fmean(r["metrics"][key] for r in records)
+
+    correct = [r["correct"] for r in records]
+    contexts = sorted(r["metrics"]["max_context_tokens"] for r in records)
+    point = {
+        "protocol": protocol,
+        "knob": KNOB[protocol],
+        "value": value,
+        "episodes": n,
+        "accuracy": sum(correct) / n,
+        "total_tokens": mean("total_tokens"),
+        "critical_path_tokens": mean("critical_path_tokens"),
+        "prefill_tokens": mean("prefill_tokens"),
+        "longest_thread_tokens": mean("longest_thread_tokens"),
+        "max_context_tokens": mean("max_context_tokens"),
+        "max_context_p95": contexts[min(n - 1, int(0.95 * n))],
+        "threads": mean("num_threads"),
+        "spawns": mean("num_spawns"),
+        "truncated": sum(r["truncated"] for r in records) / n,
+        "cumulative_accuracy": {
+            str(w): sum(1 for r in records if r["correct"] and r["metrics"]["max_context_tokens"] <= w) / n
+            for w in windows
+        },
+        "seconds": seconds,
+    }
+    if protocol == "self_consistency":
+        point["pass_at_n"] = (
+            sum(any(t["answer_verified"] for t in r["tree"] if t["parent"] == 0) for r in records) / n
+        )
+    return point
+
+
+def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
+    """Run every sweep point; return the results (also written to `config.out` when set)."""
+    jobs = [(p, v, asdict(config)) for p in config.protocols for v in config.sweeps[p]]
+    started = time.perf_counter()
+    points: list[dict] = []
+    bar = _bar(len(jobs), progress)
+    if config.workers > 1:
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            for point in pool.map(_point, jobs):
+                points.append(point)
+                bar.update(1)
+    else:
+        for job in jobs:
+            points.append(_point(job))
+            bar.update(1)
+    bar.close()
+    results = {
+        "config": asdict(config),
+        "command": " ".join(["apr-env", *sys.argv[1:]])
+        if sys.argv and "apr-env" in sys.argv[0]
+        else " ".join(sys.argv),
+        "provenance": provenance(),
+        "wall_seconds": time.perf_counter() - started,
+        "points": points,
+    }
+    if config.out:
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        plot(results, out)
+    return results
+
+
+def provenance() -> dict:
+    """Versions, commit, date and machine, for recorded results."""
+    import numpy
+
+    import apr_env
+
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "apr_env": apr_env.__version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "commit": commit,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpus": __import__("os").cpu_count(),
+    }
+
+
+def print_table(results: dict) -> None:
+    """The results as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    cfg = results["config"]
+    table = Table(
+        title=f"Protocols on {cfg['n_problems']} problems (seed {cfg['problem_seed']}), "
+        f"{cfg['context_window']}-token window"
+    )
+    for col in (
+        "protocol",
+        "knob",
+        "acc",
+        "total tok",
+        "crit. path",
+        "prefill",
+        "longest thr",
+        "peak ctx",
+        "threads",
+        "acc@2k",
+        "acc@4k",
+        "pass@N",
+    ):
+        table.add_column(col, justify="right" if col not in ("protocol", "knob") else "left")
+    for p in results["points"]:
+        cum = p["cumulative_accuracy"]
+        table.add_row(
+            p["protocol"],
+            f"{p['knob']}={p['value']}",
+            f"{p['accuracy']:.3f}",
+            f"{p['total_tokens']:.0f}",
+            f"{p['critical_path_tokens']:.0f}",
+            f"{p['prefill_tokens']:.0f}",
+            f"{p['longest_thread_tokens']:.0f}",
+            f"{p['max_context_tokens']:.0f}",
+            f"{p['threads']:.1f}",
+            f"{cum.get('2048', float('nan')):.3f}",
+            f"{cum.get('4096', float('nan')):.3f}",
+            f"{p['pass_at_n']:.3f}" if "pass_at_n" in p else "",
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def plot(results: dict, out: Path) -> list[Path]:
+    """Fig. 4a, 4b and 6 style PNGs; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_protocol: dict[str, list[dict]] = {}
+    for p in results["points"]:
+        by_protocol.setdefault(p["protocol"], []).append(p)
+    paths = []
+    for name, xkey, xlabel in (
+        ("fig4a_accuracy_vs_total_tokens.png", "total_tokens", "mean total tokens (all threads)"),
+        (
+            "fig6_accuracy_vs_critical_path.png",
+            "critical_path_tokens",
+            "mean critical-path tokens (latency proxy)",
+        ),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for protocol, pts in by_protocol.items():
+            pts = sorted(pts, key=lambda p: p[xkey])
+            ax.plot([p[xkey] for p in pts], [100 * p["accuracy"] for p in pts], marker="o", label=protocol)
+            for p in pts:
+                ax.annotate(
+                    str(p["value"]),
+                    (p[xkey], 100 * p["accuracy"]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        paths.append(out / name)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for protocol, pts in by_protocol.items():
+        best = max(pts, key=lambda p: p["accuracy"])
+        windows = sorted(best["cumulative_accuracy"], key=int)
+        ax.plot(
+            [int(w) for w in windows],
+            [100 * best["cumulative_accuracy"][w] for w in windows],
+            marker="o",
+            label=f"{protocol} ({best['knob']}={best['value']})",
+        )
+    ax.set_xlabel("context window (tokens)")
+    ax.set_ylabel("cumulative accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fig4b_cumulative_accuracy_vs_context.png", dpi=120)
+    plt.close(fig)
+    paths.append(out / "fig4b_cumulative_accuracy_vs_context.png")
+    return paths
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="sweep points", unit="pt")

@@ -1,0 +1,120 @@
+"""Training data from the symbolic solvers: official-layout traces and per-thread segments.
+
+    apr-env data traces --protocol apr --n 10000 --seed 0 --workers 2 --out data/apr
+
+writes ``traces.json`` (a JSON list in the official layout: problem fields + ``trace_dict``
+for APR, ``search_path`` for SoS+; reference section 2.10) and ``segments.jsonl``: one line per
+thread segment the model must learn to write, ``{"prompt", "completion", "kind", "index"}``.
+The prompt holds everything the runtime provides (the thread's prompt, and for a resumed
+parent its earlier text and the join block), the completion only what the model generates,
+so a trainer that puts the loss on completions trains each generated span once and never
+the runtime-inserted join text (reference flaw 9).
+
+Problem i uses seed ``(seed, i)``-derived streams (`runtime.runner.episode_seed`), so the
+output is identical for any worker count and any chunking.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from apr_env import grammar as g
+from apr_env.problem import Problem
+
+PROTOCOLS = ("apr", "serial")
+
+
+def _seed(seed: int, index: int) -> int:
+    from runtime.runner import episode_seed
+
+    return episode_seed(seed, index)
+
+
+def trace_record(problem: Problem, protocol: str, seed: int) -> dict:
+    """One problem's solver trace in the official layout (APR: `apr_trace`; serial: `sosp_trace`)."""
+    if protocol == "apr":
+        from agents.apr_solver import apr_trace
+
+        return apr_trace(problem, seed=seed)
+    if protocol == "serial":
+        from agents.sosp import sosp_trace
+
+        return sosp_trace(problem, seed=seed)
+    raise ValueError(f"protocol {protocol!r} has no solver traces; accepted: {', '.join(PROTOCOLS)}")
+
+
+def segments(record: dict, index: int = 0) -> list[dict]:
+    """Per-thread (prompt, completion) pairs of a trace record (see the module docstring)."""
+    out = []
+    if "trace_dict" not in record:
+        text = record["search_path"]
+        head, _, rest = text.partition("\n")
+        return [{"prompt": head, "completion": "\n" + rest, "kind": "serial", "index": index}]
+    td = record["trace_dict"]
+    for k, text in enumerate(td["main_calls"]):
+        if k == 0:
+            cut = text.index("\n", text.index("Current State: "))
+        else:
+            cut = text.rindex(g.END_SUB_SEARCHES + "\n") + len(g.END_SUB_SEARCHES) + 1
+        out.append({"prompt": text[:cut], "completion": text[cut:], "kind": "parent", "index": index})
+    for group in td["sub_calls"]:
+        for child in group:
+            text = child["main_calls"][0]
+            cut = text.index("\n", text.index("Current State: "))
+            out.append({"prompt": text[:cut], "completion": text[cut:], "kind": "child", "index": index})
+    return out
+
+
+def _chunk(args: tuple) -> list[dict]:
+    problems, protocol, seed, start = args
+    return [trace_record(p, protocol, _seed(seed, start + i)) for i, p in enumerate(problems)]
+
+
+def build_traces(
+    problems: list[Problem],
+    protocol: str,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = False,
+    chunk: int = 256,
+) -> list[dict]:
+    """Trace records for `problems` (same output for any `workers`/`chunk`)."""
+    jobs = [(problems[s : s + chunk], protocol, seed, s) for s in range(0, len(problems), chunk)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(problems), desc=f"{protocol} traces", unit="trace")
+    out: list[dict] = []
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for part in pool.map(_chunk, jobs):
+                out.extend(part)
+                if bar:
+                    bar.update(len(part))
+    else:
+        for job in jobs:
+            part = _chunk(job)
+            out.extend(part)
+            if bar:
+                bar.update(len(part))
+    if bar:
+        bar.close()
+    return out
+
+
+def write_traces(records: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``traces.json`` (official layout) and ``segments.jsonl``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    traces = out / "traces.json"
+    traces.write_text(json.dumps(records, indent=2))
+    segs = out / "segments.jsonl"
+    with segs.open("w") as f:
+        for i, rec in enumerate(records):
+            for seg in segments(rec, i):
+                f.write(json.dumps(seg) + "\n")
+    return traces, segs
