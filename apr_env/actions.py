@@ -51,41 +51,65 @@ class Join:
 
 Action = Text | Spawn | Answer | Join
 
-_DICT_KEYS = {"text", "token_ids", "partial", "spawn", "answer", "join"}
+_DICT_KEYS = {"text", "token_ids", "partial", "meta", "spawn", "answer", "join"}
+
+
+_MAX_ID = 2**32
+
+
+def _labels(labels) -> tuple[str, ...] | None:
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (list, tuple)):
+        return None
+    return tuple(labels) if all(isinstance(x, str) for x in labels) else None
+
+
+def _ids(ids) -> tuple[int, ...] | str | None:
+    if ids is None:
+        return None
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)):
+        return "invalid_token_ids"
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < _MAX_ID for i in ids):
+        return "invalid_token_ids"
+    return tuple(ids)
 
 
 def coerce_action(action) -> Action | str:
-    """Turn a str, dict or action dataclass into an action; return an error code string if impossible.
+    """Turn a str, dict or action dataclass into a checked action; an error code string if impossible.
 
-    Never raises: the episode records the returned code as the thread's outcome.
+    Never raises: the episode records the returned code as the thread's outcome. Checks
+    field types (text is a str, labels a list of str, token ids ints in [0, 2**32)), and that
+    token ids come with text (empty ids with text would add context no token accounts for).
     """
     if isinstance(action, str):
         return Text(action)
-    if isinstance(action, (Text, Spawn, Answer, Join)):
-        return action
     if isinstance(action, dict):
         if not set(action) <= _DICT_KEYS:
             return "invalid_action_keys"
         text = action.get("text", "")
-        if not isinstance(text, str):
-            return "invalid_action_text"
         if "spawn" in action:
-            labels = action["spawn"]
-            if isinstance(labels, str) or not all(isinstance(x, str) for x in labels or ()):
-                return "invalid_spawn_labels"
-            return Spawn(tuple(labels), text)
-        if "answer" in action:
-            answer = action["answer"]
-            if answer is not None and not isinstance(answer, str):
-                return "invalid_answer"
-            return Answer(answer, text)
-        if action.get("join"):
-            return Join(text)
-        ids = action.get("token_ids")
-        if ids is not None:
-            try:
-                ids = tuple(int(i) for i in ids)
-            except (TypeError, ValueError):
-                return "invalid_token_ids"
-        return Text(text, ids, bool(action.get("partial", False)))
-    return "invalid_action_type"
+            action = Spawn(action["spawn"], text)
+        elif "answer" in action:
+            action = Answer(action["answer"], text)
+        elif action.get("join"):
+            action = Join(text)
+        else:
+            action = Text(text, action.get("token_ids"), action.get("partial", False), action.get("meta"))
+    if not isinstance(action, (Text, Spawn, Answer, Join)):
+        return "invalid_action_type"
+    if not isinstance(action.text, str):
+        return "invalid_action_text"
+    if isinstance(action, Spawn):
+        labels = _labels(action.labels)
+        return "invalid_spawn_labels" if labels is None else Spawn(labels, action.text)
+    if isinstance(action, Answer):
+        if action.answer is not None and not isinstance(action.answer, str):
+            return "invalid_answer"
+        return action
+    if isinstance(action, Join):
+        return action
+    ids = _ids(action.token_ids)
+    if isinstance(ids, str) or (ids is not None and not ids and action.text):
+        return "invalid_token_ids"
+    if action.meta is not None and not isinstance(action.meta, dict):
+        return "invalid_action_meta"
+    return Text(action.text, ids, bool(action.partial), action.meta)

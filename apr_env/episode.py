@@ -168,15 +168,16 @@ class Episode:
             self._end_thread(thread, Status.FAILED, act)
             return "fail"
         ids = act.token_ids if isinstance(act, Text) else None
-        text = act.text
-        if ids is None:
-            text = self._clean(thread, text)
+        text = self._clean(thread, act.text, separate=ids is None)
+        if isinstance(act, Spawn) and not self.protocol.can_spawn:
+            self._end_thread(thread, Status.FAILED, "spawn_not_supported")
+            return "fail"
         if isinstance(act, Spawn):
             text = self._join_text(thread, text, self.protocol.render_spawn(thread, list(act.labels)))
         elif isinstance(act, Answer):
             text = self._join_text(thread, text, self.protocol.render_answer(thread, act.answer))
         call = thread.calls[-1]
-        if not text and ids is None:
+        if not text and not ids:  # nothing generated: the thread ends (every other action adds a token)
             self._end_thread(thread, Status.FINISHED, None)
             return "finish"
         # the queue head is `tid` in sequential play; in parallel play it may sit anywhere
@@ -207,6 +208,7 @@ class Episode:
         that are not running are ignored and recorded. Returns the event per acting id.
         """
         running = sorted(self._queue)
+        status_at_start = {t.id: t.status for t in self.threads}
         events = {}
         for tid in running:
             if self.done:
@@ -214,19 +216,27 @@ class Episode:
             if tid in actions:
                 events[tid] = self.act(tid, actions[tid])
         for tid in actions:
-            if tid not in events and tid not in running:
-                events[tid] = self.act(tid, actions[tid])
+            if tid in events or tid in running:
+                continue
+            # decided on the state at the start of the step: a parent resumed by a join in this
+            # step, or a child spawned in it, acts from the next step on
+            status = status_at_start.get(tid)
+            if status is not None and not self.done:
+                self.format_errors.append((tid, f"action_while_{status.value}"))
+            events[tid] = "ignored"
         return events
 
     # ----------------------------------------------------------------------------------
     # Internals
     # ----------------------------------------------------------------------------------
 
-    def _clean(self, thread: Thread, text: str) -> str:
+    def _clean(self, thread: Thread, text: str, *, separate: bool = True) -> str:
+        """Printable ASCII (+ tab, newline) only, so contexts stay inside the observation space; plain
+        text also gets the protocol's line separator (token-id actions are kept as sampled)."""
         if _UNPRINTABLE.search(text):
             self.format_errors.append((thread.id, "unprintable_characters"))
             text = _UNPRINTABLE.sub("?", text)
-        return self.protocol.separate(thread.context, text)
+        return self.protocol.separate(thread.context, text) if separate else text
 
     def _join_text(self, thread: Thread, text: str, rendered: str) -> str:
         context = thread.context + text

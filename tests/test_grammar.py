@@ -2,7 +2,7 @@
 
 Covers: every formatter against the literal strings of reference/apr-reference.md sections
 2.7-2.9 and 4; the parsers on well-formed and malformed lines (ASCII digits only); every
-line of the golden official traces (/work/shared/golden/official-traces.json) parsing and
+line of the golden official traces (tests/data/official-traces.json) parsing and
 re-formatting to the same bytes; `extract_answer_path` on hand-made traces and on the
 golden traces (APR: equals the official runtime's extraction; SoS+: a verified path when
 solved, none when not).
@@ -19,7 +19,7 @@ import pytest
 from apr_env import Problem, verify
 from apr_env import grammar as g
 
-GOLDEN = Path("/work/shared/golden/official-traces.json")
+GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
 needs_golden = pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
 
 

@@ -31,7 +31,7 @@ from apr_env.tokenizer import (
     load_tokenizer,
 )
 
-GOLDEN = Path("/work/shared/golden/official-traces.json")
+GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
 SNAPSHOT = Path(__file__).resolve().parents[1] / "apr_env" / "data" / "countdown_tokenizer.json"
 # The trace alphabet, written independently of the module: printable ASCII without \r \v \f.
 TRACE_ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \t\n"

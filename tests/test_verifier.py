@@ -24,7 +24,7 @@ from apr_env import grammar as g
 from apr_env import verifier as v
 from apr_env.solver import first_solution_ops
 
-GOLDEN = Path("/work/shared/golden/official-traces.json")
+GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
 needs_golden = pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
 
 P24 = Problem(24, (4, 6, 1, 1))

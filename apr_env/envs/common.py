@@ -23,8 +23,9 @@ from apr_env.rewards import RewardConfig
 CHARSET = "".join(chr(c) for c in range(32, 127)) + "\n\t"
 """Observation/action alphabet: printable ASCII, newline and tab (covers the whole trace grammar)."""
 
-MAX_CHARS_PER_TOKEN = 40
-"""Upper bound on characters per token (the longest atomic marker), to size the Text spaces."""
+MAX_CHARS_PER_TOKEN = 128
+"""Characters per token assumed when sizing the observation Text space (the Countdown tokenizer's
+longest token has 31; generous for other tokenizers' long whitespace or word tokens)."""
 
 
 @dataclass

@@ -98,10 +98,11 @@ class AprProtocol(Protocol):
         if g.END_CALLING not in completion[last_nl + 1 :]:
             return None
         start = completion.rfind(g.CALLING)
+        # a malformed request spawns nothing: the parent joins at once and keeps its whole text
         if start < 0:
-            return SpawnRequest([], -1, ["calling_block_without_start"])
+            return SpawnRequest([], len(call.context), ["calling_block_without_start"])
         if start > 0 and completion[start - 1] != "\n":
-            return SpawnRequest([], -1, ["calling_block_not_at_line_start"])
+            return SpawnRequest([], len(call.context), ["calling_block_not_at_line_start"])
         request_start = len(call.prompt) + start
         children, errors = [], []
         context = call.prompt + call.completion[:start]
@@ -115,10 +116,10 @@ class AprProtocol(Protocol):
                 errors.append("malformed_spawn_line")
                 continue
             node_id = m.group(3)
-            if int(m.group(1)) != len(children) or int(m.group(2)) != thread.depth + 1:
+            if m.group(1) != str(len(children)) or m.group(2) != str(thread.depth + 1):
                 errors.append("spawn_index_or_level_mismatch")
             state = _node_state(context, node_id, thread.start.target)
-            if state is None:
+            if state is None or not state[0]:  # never defined, or a state without numbers
                 children.append(ChildSpec(label=node_id, error="unknown_node"))
                 continue
             nums, ops = state
