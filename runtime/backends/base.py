@@ -63,6 +63,10 @@ class GenerationRequest:
     """Name of the sequence this request continues (e.g. ``"ep3/t0"``); lets a backend keep its KV."""
     fork_from: str | None = None
     """Name of a cached sequence whose KV may be copied for the shared prefix (a child forking its parent)."""
+    forced_output_ids: list[int] | None = None
+    """Teacher forcing: emit these tokens instead of sampling (every step still runs the model, and
+    logprobs score them). For scoring given completions and for timing benchmarks with scripted text;
+    only the in-process backend supports it (HTTP backends reject it)."""
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
 
 
@@ -106,6 +110,9 @@ class Backend(abc.ABC):
 
     def release(self, cache_key: str) -> None:  # noqa: B027 - optional hook, default no-op
         """Tell the backend a cached sequence will not be continued (frees its KV)."""
+
+    def flush_cache(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Drop every cached prefix (call after changing the model's weights)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Stop worker threads and free resources."""

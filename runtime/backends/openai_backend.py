@@ -166,6 +166,10 @@ class OpenAIBackend(Backend):
             future: Future[GenerationResult] = Future()
             future.set_exception(BackendError(f"OpenAIBackend({self.urls}) is closed; create a new one"))
             return future
+        if request.forced_output_ids is not None:
+            raise ValueError(
+                "OpenAIBackend cannot teacher-force outputs (forced_output_ids); use TransformersBackend"
+            )
         return self._pool.submit(self._generate_one, request)
 
     def resolved_model(self) -> str:

@@ -231,6 +231,10 @@ class SGLangBackend(Backend):
             future: Future[GenerationResult] = Future()
             future.set_exception(BackendError(f"SGLangBackend({self.urls}) is closed; create a new one"))
             return future
+        if request.forced_output_ids is not None:
+            raise ValueError(
+                "SGLangBackend cannot teacher-force outputs (forced_output_ids); use TransformersBackend"
+            )
         return self._pool.submit(self._generate_one, request)
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:

@@ -46,7 +46,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -81,6 +81,41 @@ class _Sequence:
 
 
 __all__ = ["TransformersBackend", "TransformersBackendConfig"]
+
+
+@dataclass
+class BackendStats:
+    """Counters of the worker loop, for benchmarks (read them between runs; `reset` zeroes them)."""
+
+    decode_steps: int = 0
+    decode_tokens: int = 0
+    """Tokens produced by decode steps (one per running sequence per step)."""
+    decode_s: float = 0.0
+    prefill_forwards: int = 0
+    prefill_tokens: int = 0
+    """Prompt tokens actually run through the model."""
+    reused_tokens: int = 0
+    """Prompt tokens whose KV was reused (continuations and forks)."""
+    prefill_s: float = 0.0
+
+    def add_decode(self, rows: int, seconds: float) -> None:
+        self.decode_steps += 1
+        self.decode_tokens += rows
+        self.decode_s += seconds
+
+    def add_prefill(self, tokens: int, reused: int, seconds: float) -> None:
+        self.prefill_forwards += 1
+        self.prefill_tokens += tokens
+        self.reused_tokens += reused
+        self.prefill_s += seconds
+
+    @property
+    def mean_batch(self) -> float:
+        return self.decode_tokens / self.decode_steps if self.decode_steps else 0.0
+
+    def reset(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, f.default)
 
 
 class TransformersBackend(Backend):
@@ -136,6 +171,7 @@ class TransformersBackend(Backend):
             config.max_batch_size, self.context_length, self.device, config.initial_kv_len
         )
         self._store = RetainedStore(config.max_retained_sequences, int(config.max_retained_mib * 2**20))
+        self.stats = BackendStats()
         self._running: list[_Sequence] = []  # running[i] occupies slot i
         self._admitting: list[_Sequence] = []
         self._waiting: collections.deque[_Sequence] = collections.deque()
@@ -348,6 +384,7 @@ class TransformersBackend(Backend):
         last = torch.tensor(lengths)[:, None] - 1
         logits = self._forward(ids, positions, mask[:, None], logits_to_keep=last.to(self.device))[:, 0]
         t1 = time.perf_counter()
+        self.stats.add_prefill(sum(lengths), sum(starts), t1 - t0)
         for seq, _, _ in batch:
             seq.kv_len = len(seq.tokens)
             seq.sampler = make_row_sampler(seq.request.sampling, self.device)
@@ -366,10 +403,12 @@ class TransformersBackend(Backend):
         self._cache.plan_decode(positions.to(self.device))
         key_pos = torch.arange(int(positions.max()) + 1)
         mask = (key_pos[None, :] <= positions[:, None])[:, None, None, :]
+        t0 = time.perf_counter()
         logits = self._forward(ids, positions[:, None], mask)[:, -1]
         for seq in running:
             seq.kv_len += 1
         self._emit(logits, 0)
+        self.stats.add_decode(len(running), time.perf_counter() - t0)
 
     def _forward(
         self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, logits_to_keep: Any = 0
@@ -392,6 +431,10 @@ class TransformersBackend(Backend):
         """Choose the next token of running rows ``first..``, from `logits` [rows, vocab]; finish those done."""
         seqs = self._running[first:]
         tokens = choose_tokens(logits, [seq.sampler for seq in seqs])
+        for row, seq in enumerate(seqs):  # teacher forcing: the model ran, the given token is emitted
+            forced = seq.request.forced_output_ids
+            if forced is not None and len(seq.output) < len(forced):
+                tokens[row] = forced[len(seq.output)]
         want_logprobs = any(seq.request.return_logprob for seq in seqs)
         logprobs = token_logprobs(logits, tokens).tolist() if want_logprobs else None
         done: list[tuple[int, str, int | str | None]] = []

@@ -1,0 +1,1 @@
+"""Plain re-implementations of official code, kept only as speed baselines for the benchmarks."""
