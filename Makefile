@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/apr-env demo
+	$(VENV)/bin/apr-env bench
 
 test: setup
 	$(VENV)/bin/ruff check .
@@ -28,6 +28,9 @@ test: setup
 bench: setup
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only
 	$(PY) benchmarks/side_by_side.py
+	$(PY) benchmarks/agents_side_by_side.py
+	$(PY) benchmarks/decode_side_by_side.py
+	$(PY) benchmarks/runtime_side_by_side.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

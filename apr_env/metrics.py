@@ -24,7 +24,7 @@ asked for (or when a thread nears its context window).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from apr_env.tree import SpawnGroup, Thread
 
@@ -44,7 +44,10 @@ class Metrics:
     rejected_children: int
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f: getattr(self, f) for f in _FIELDS}  # not asdict(): it deep-copies, and this is per episode
+
+
+_FIELDS = tuple(f.name for f in fields(Metrics))
 
 
 def _count(tokenizer, text: str) -> int:

@@ -16,7 +16,9 @@ output is identical for any worker count and any chunking.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -65,6 +67,32 @@ def segments(record: dict, index: int = 0) -> list[dict]:
             cut = text.index("\n", text.index("Current State: "))
             out.append({"prompt": text[:cut], "completion": text[cut:], "kind": "child", "index": index})
     return out
+
+
+def official_token_stats(record: dict, tokenizer=None) -> dict:
+    """The token statistics the official generator stores with each APR trace (reference 2.10, 3.9).
+
+    Counted with our tokenizer instead of Llama-2's: per sequence ``bos + text + eos``;
+    ``token_count`` = the sum over all parent segments and children minus the tokens of the
+    common prefix of consecutive parent segments; ``longest_seq_token_count``;
+    ``avg_seq_token_count`` = token_count / (children + 1); ``sub_call_count`` = children per spawn.
+    """
+    from apr_env.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    td = record["trace_dict"]
+    parents = td["main_calls"]
+    children = [c["main_calls"][0] for group in td["sub_calls"] for c in group]
+    lengths = [tok.count(text) + 2 for text in (*parents, *children)]
+    # character-wise common prefix of consecutive parent segments is what the official count subtracts
+    shared = sum(tok.count(os.path.commonprefix([a, b])) for a, b in itertools.pairwise(parents))  # noqa: RUF071
+    total = sum(lengths) - shared
+    return {
+        "token_count": total,
+        "longest_seq_token_count": max(lengths),
+        "avg_seq_token_count": total / (len(children) + 1),
+        "sub_call_count": len(children) / len(td["sub_calls"]) if td["sub_calls"] else 0,
+    }
 
 
 def _chunk(args: tuple) -> list[dict]:
