@@ -159,12 +159,11 @@ class SymbolicAgent(Agent):
         if child is None:
             node_id, target, nums, ops = _child_start(obs.context)
             root = self._roots.get(obs.episode)
-            _, sub = self._beams(obs.problem, obs.seed)
-            parent_key = (
-                root.seed_key
-                if root is not None
-                else seeding.problem_key("apr", obs.seed, obs.problem.target, obs.problem.numbers)
-            )
+            if root is not None:  # the usual case: this agent also plays the root
+                sub, parent_key = root.sub_beam_size, root.seed_key
+            else:
+                sub = self._beams(obs.problem, obs.seed)[1]
+                parent_key = seeding.problem_key("apr", obs.seed, obs.problem.target, obs.problem.numbers)
             seed_key = seeding.child_key(parent_key, node_id)
             if obs.protocol != "broadcast":
                 return apr_solver.ChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key).run()

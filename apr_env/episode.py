@@ -47,6 +47,14 @@ from apr_env.tree import Call, ChildResult, SpawnGroup, Status, Thread, compact_
 from apr_env.verifier import Verdict, verify
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\n\t]")
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n\t"
+
+
+def _printable(text: str) -> bool:
+    """Only printable ASCII, tab and newline? (C-speed: deleting the allowed bytes must leave nothing)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _PRINTABLE)
+
+
 _NO_ANSWER = Verdict(False, "no_answer", "the thread claims no answer", "none")
 
 
@@ -233,7 +241,7 @@ class Episode:
     def _clean(self, thread: Thread, text: str, *, separate: bool = True) -> str:
         """Printable ASCII (+ tab, newline) only, so contexts stay inside the observation space; plain
         text also gets the protocol's line separator (token-id actions are kept as sampled)."""
-        if _UNPRINTABLE.search(text):
+        if not _printable(text):
             self.format_errors.append((thread.id, "unprintable_characters"))
             text = _UNPRINTABLE.sub("?", text)
         return self.protocol.separate(thread.context, text) if separate else text

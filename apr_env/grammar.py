@@ -135,7 +135,7 @@ def parse_nums(text: str) -> tuple[int, ...]:
     text = text.strip()
     if not text:
         return ()
-    return tuple(int(part) for part in text.split(", "))
+    return tuple(map(int, text.split(", ")))
 
 
 def parse_ops(text: str) -> list[str]:

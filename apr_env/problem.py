@@ -47,6 +47,14 @@ class Problem:
             raise ProblemFormatError("Problem.numbers is empty; a problem needs at least one number")
         object.__setattr__(self, "numbers", numbers)
 
+    @classmethod
+    def trusted(cls, target: int, numbers: tuple[int, ...]) -> Problem:
+        """Build without validation, for values the caller parsed as non-negative ints (hot paths only)."""
+        problem = object.__new__(cls)
+        object.__setattr__(problem, "target", target)
+        object.__setattr__(problem, "numbers", numbers)
+        return problem
+
     @property
     def key(self) -> tuple[tuple[int, ...], int]:
         """Identity used for de-duplication across splits: (sorted numbers, target)."""

@@ -164,6 +164,10 @@ def build_backend() -> Tokenizer:
     return backend
 
 
+CACHE_CHARS = 256
+"""Longest text `TextTokenizer.count` keeps in its cache."""
+
+
 class TextTokenizer:
     """The interface the environments use to count and encode text; see `FastTokenizer`.
 
@@ -216,9 +220,15 @@ class TextTokenizer:
         raise NotImplementedError
 
     def count(self, text: str, add_bos: bool = False, add_eos: bool = False) -> int:
-        """``len(encode(text, add_bos, add_eos))``, remembered for recently counted texts."""
-        self._specials(add_bos, add_eos)
-        return self._count(text) + int(add_bos) + int(add_eos)
+        """``len(encode(text, add_bos, add_eos))``, remembered for recently counted short texts.
+
+        Texts over `CACHE_CHARS` characters skip the cache: they rarely repeat, and hashing them
+        for the lookup costs a good part of counting them.
+        """
+        if add_bos or add_eos:
+            self._specials(add_bos, add_eos)
+        n = self._count(text) if len(text) <= CACHE_CHARS else self._count_uncached(text)
+        return n + int(add_bos) + int(add_eos)
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         """Token counts of many texts (no special tokens)."""

@@ -254,11 +254,12 @@ def verify_path(problem: Problem, text: str) -> Verdict:
     seen = set(current)  # every value that existed at some point: tells "reused" from "unknown"
     target = problem.target
     last_op = None
+    long_number = _LONG_NUMBER.search(text) is not None  # one scan; per line only when it is there
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line:
             continue
-        if _LONG_NUMBER.search(line):
+        if long_number and _LONG_NUMBER.search(line):
             return _fail(
                 UNPARSEABLE,
                 f"unparseable at line {lineno}: a number longer than {_MAX_PATH_DIGITS} digits",
@@ -268,7 +269,8 @@ def verify_path(problem: Problem, text: str) -> Verdict:
             m = RE_EXPLORING.fullmatch(line)
             if m is None:
                 return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
-            a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+            sa, op, sb, sc, stated_text = m.groups()
+            a, b, c = int(sa), int(sb), int(sc)
             for x in (a, b) if a != b else (a,):
                 need = 2 if a == b else 1
                 have = current.count(x)
@@ -292,7 +294,7 @@ def verify_path(problem: Problem, text: str) -> Verdict:
             current.append(c)
             seen.add(c)
             try:
-                stated = parse_nums(m.group(5))
+                stated = parse_nums(stated_text)
             except ValueError:
                 return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
             if not _same_multiset(current, stated):
@@ -301,7 +303,7 @@ def verify_path(problem: Problem, text: str) -> Verdict:
                     f"line {lineno}: resulting numbers {list(stated)} should be {current}",
                     "path",
                 )
-            last_op = f"{a}{op}{b}={c}"
+            last_op = f"{sa}{op}{sb}={sc}"
         elif line.startswith("Current State: "):
             m = RE_STATE.fullmatch(line)
             if m is None:

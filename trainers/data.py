@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -69,6 +68,18 @@ def segments(record: dict, index: int = 0) -> list[dict]:
     return out
 
 
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (binary search with C-level `startswith`, not a char loop)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if b.startswith(a[:mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def official_token_stats(record: dict, tokenizer=None) -> dict:
     """The token statistics the official generator stores with each APR trace (reference 2.10, 3.9).
 
@@ -84,8 +95,8 @@ def official_token_stats(record: dict, tokenizer=None) -> dict:
     parents = td["main_calls"]
     children = [c["main_calls"][0] for group in td["sub_calls"] for c in group]
     lengths = [tok.count(text) + 2 for text in (*parents, *children)]
-    # character-wise common prefix of consecutive parent segments is what the official count subtracts
-    shared = sum(tok.count(os.path.commonprefix([a, b])) for a, b in itertools.pairwise(parents))  # noqa: RUF071
+    # the character-wise common prefix of consecutive parent segments is what the official count subtracts
+    shared = sum(tok.count(a[: _common_prefix(a, b)]) for a, b in itertools.pairwise(parents))
     total = sum(lengths) - shared
     return {
         "token_count": total,

@@ -35,7 +35,7 @@ from apr_env.tree import ChildResult, SpawnGroup, Thread
 
 
 def _node_state(
-    context: str, node_id: str, target: int, depth: int = 0
+    context: str, node_id: str, target: int, depth: int = 0, lookups: dict | None = None
 ) -> tuple[tuple[int, ...], list[str]] | None:
     """(nums, ops) of `node_id` as written in `context`, or None when the text never defines it.
 
@@ -45,6 +45,15 @@ def _node_state(
     """
     if depth > 64:  # ids are comma paths; deeper than any Countdown tree
         return None
+    if lookups is not None:  # siblings share their parent's lookup within one spawn
+        if node_id not in lookups:
+            lookups[node_id] = _lookup(context, node_id, target, depth, lookups)
+        return lookups[node_id]
+    return _lookup(context, node_id, target, depth, None)
+
+
+def _lookup(context: str, node_id: str, target: int, depth: int, lookups: dict | None):
+    """`_node_state` without the shared-lookup cache."""
     marker = f"Moving to Node #{node_id}\nCurrent State: "
     pos = context.rfind(marker)
     if pos >= 0:
@@ -61,7 +70,7 @@ def _node_state(
     m = g.RE_GENERATED.fullmatch(context[pos : end if end >= 0 else len(context)])
     if m is None or "," not in node_id:
         return None
-    parent = _node_state(context, node_id.rsplit(",", 1)[0], target, depth + 1)
+    parent = _node_state(context, node_id.rsplit(",", 1)[0], target, depth + 1, lookups)
     if parent is None:
         return None
     try:
@@ -106,6 +115,7 @@ class AprProtocol(Protocol):
         request_start = len(call.prompt) + start
         children, errors = [], []
         context = call.prompt + call.completion[:start]
+        lookups: dict = {}
         body = completion[start + len(g.CALLING) :].split("\n")
         for line in body[:-1] if body[-1].strip() == g.END_CALLING else body:
             line = line.strip()
@@ -118,13 +128,15 @@ class AprProtocol(Protocol):
             node_id = m.group(3)
             if m.group(1) != str(len(children)) or m.group(2) != str(thread.depth + 1):
                 errors.append("spawn_index_or_level_mismatch")
-            state = _node_state(context, node_id, thread.start.target)
+            state = _node_state(context, node_id, thread.start.target, lookups=lookups)
             if state is None or not state[0]:  # never defined, or a state without numbers
                 children.append(ChildSpec(label=node_id, error="unknown_node"))
                 continue
             nums, ops = state
             prompt = f"{g.moving_line(node_id)}\n{g.state_line(thread.start.target, nums, ops)}"
-            children.append(ChildSpec(label=node_id, prompt=prompt, start=Problem(thread.start.target, nums)))
+            children.append(
+                ChildSpec(label=node_id, prompt=prompt, start=Problem.trusted(thread.start.target, nums))
+            )
         if body[-1].strip() != g.END_CALLING:
             errors.append("text_after_end_calling")
         if not children:
