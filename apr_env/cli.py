@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("bench", help="the protocol benchmark: accuracy vs tokens, critical path, context")
-    p.add_argument("--n", type=int, default=400, help="problems per sweep point")
+    p.add_argument("--n", type=int, default=1000, help="problems per sweep point")
     p.add_argument("--problem-seed", type=int, default=0)
     p.add_argument("--seed", type=int, default=0, help="agent seed")
     p.add_argument(

@@ -53,7 +53,7 @@ DEFAULT_SWEEPS = {
 class BenchConfig:
     """What `run_bench` measures."""
 
-    n_problems: int = 400
+    n_problems: int = 1000
     """Problems per sweep point (the same problems for every point)."""
     problem_seed: int = 0
     """Seed of the problem set (APR distribution)."""
