@@ -13,7 +13,7 @@ from agents.replay import replay_apr
 from apr_env import Problem, generate_problems, grammar, verify
 from benchmarks.baselines import official_solvers
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "official-traces.json"
+GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
 
 
 @pytest.fixture(scope="module")
