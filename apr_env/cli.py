@@ -139,10 +139,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from runtime.runner import RunConfig, run_episodes, save_records
 
     protocol = args.protocol or {"sos+": "serial"}.get(args.agent, "apr")
+    protocol_kwargs = {}
+    if args.sub_call_budget is not None:
+        protocol_kwargs["sub_call_budget"] = args.sub_call_budget
+    if args.token_budget is not None:
+        protocol_kwargs["token_budget"] = args.token_budget
     agent, backend = _make_agent(args)
     problems = generate_problems(args.n, seed=args.problem_seed)
     config = RunConfig(
         protocol=protocol,
+        protocol_kwargs=protocol_kwargs,
         limits=Limits(context_window=args.context_window),
         seed=args.seed,
         max_concurrent=args.concurrency,
@@ -272,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
     p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
+    p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")
     p.add_argument("--context-window", type=int, default=4096)
     p.add_argument("--concurrency", type=int, default=64, help="episodes in flight")
     p.add_argument("--out", default=None, help="results JSON path")

@@ -8,6 +8,7 @@ The model is biased towards the grammar's markers so that spawns and joins happe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -134,3 +135,38 @@ def test_apr_env_serve_command_answers_native_generate(model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_apr_env_eval_runs_an_llm_from_a_model_folder(model_dir, tmp_path, capsys):
+    from apr_env.cli import main as cli
+
+    out = tmp_path / "eval.json"
+    records = tmp_path / "records.jsonl"
+    argv = [
+        "eval",
+        "--agent",
+        "llm",
+        "--backend",
+        "transformers",
+        "--model",
+        str(model_dir),
+        "--n",
+        "3",
+        "--context-window",
+        "128",
+        "--sub-call-budget",
+        "2",
+        "--out",
+        str(out),
+        "--records",
+        str(records),
+    ]
+    assert cli(argv) == 0
+    point = json.loads(out.read_text())["points"][0]
+    assert point["episodes"] == 3 and point["latency_s"]["p50"] > 0
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert len(lines) == 3
+    first_call = lines[0]["calls"][0][0]
+    assert first_call["prompt"].startswith("Sub Call Budget: 2 Moving to Node #0")
+    assert first_call["prompt_ids"][0] == 1 and len(first_call["logprobs"]) == len(first_call["output_ids"])
+    assert "latency per episode" in capsys.readouterr().out
