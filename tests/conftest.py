@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 from hypothesis import strategies as st
+from worked_example import ANSWER_PATH
 
 from apr_env import Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
@@ -106,20 +107,6 @@ Exploring Operation: 2*5=10, Resulting Numbers: [10]
 <No Solution in Sub Search 1 at level 1 at Node #0,0,1>
 <End Sub Searches>
 """
-
-# The answer path from #0 (12 lines), as the official runtime extracts it.
-ANSWER_PATH = """Moving to Node #0
-Current State: 10:[1, 4, 6, 8], Operations: []
-Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]
-Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2
-Moving to Node #0,0
-Current State: 10:[1, 6, 2], Operations: ['8/4=2']
-Exploring Operation: 6-1=5, Resulting Numbers: [2, 5]
-Generated Node #0,0,0: 10:[2, 5] Operation: 6-1=5
-Moving to Node #0,0,0
-Current State: 10:[2, 5], Operations: ['8/4=2', '6-1=5']
-Exploring Operation: 2*5=10, Resulting Numbers: [10]
-10,10 equal: Goal Reached"""
 
 # The resumed parent's action: the goal line + the answer path. 13 lines: 25 + (the path's 12 lines:
 # 17+46+56+50+19+50+53+49+21+56+52+25 = 494) = 519 characters + 12 newlines = 531.

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from worked_example import ANSWER_PATH as EXAMPLE_PATH
 
 from apr_env import Problem, verify
 from apr_env import grammar as g
@@ -42,21 +43,6 @@ def _all_trace_texts(data: dict) -> list[str]:
     texts.extend(entry["search_path"] for entry in data["sosp"])
     return texts
 
-
-# The worked example of reference section 2.9 (T=10, inputs [1, 4, 6, 8]): the answer path
-# written by the resumed parent after its successful join.
-EXAMPLE_PATH = """Moving to Node #0
-Current State: 10:[1, 4, 6, 8], Operations: []
-Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]
-Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2
-Moving to Node #0,0
-Current State: 10:[1, 6, 2], Operations: ['8/4=2']
-Exploring Operation: 6-1=5, Resulting Numbers: [2, 5]
-Generated Node #0,0,0: 10:[2, 5] Operation: 6-1=5
-Moving to Node #0,0,0
-Current State: 10:[2, 5], Operations: ['8/4=2', '6-1=5']
-Exploring Operation: 2*5=10, Resulting Numbers: [10]
-10,10 equal: Goal Reached"""
 
 EXAMPLE_JOIN = """<Sub Searches>
 <Goal Reached in Sub Search 0 at level 1 at Node #0,0,0>

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from worked_example import ANSWER_PATH as PATH10
 
 from apr_env import Problem, Verdict, generate_problems, verify
 from apr_env import grammar as g
@@ -47,20 +48,6 @@ CODES = {
     v.INCONSISTENT_STATE,
     v.NO_GOAL,
 }
-
-# Reference section 2.9: 8/4 = 2 leaves [1, 6, 2]; 6-1 = 5 leaves [2, 5]; 2*5 = 10.
-PATH10 = """Moving to Node #0
-Current State: 10:[1, 4, 6, 8], Operations: []
-Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]
-Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2
-Moving to Node #0,0
-Current State: 10:[1, 6, 2], Operations: ['8/4=2']
-Exploring Operation: 6-1=5, Resulting Numbers: [2, 5]
-Generated Node #0,0,0: 10:[2, 5] Operation: 6-1=5
-Moving to Node #0,0,0
-Current State: 10:[2, 5], Operations: ['8/4=2', '6-1=5']
-Exploring Operation: 2*5=10, Resulting Numbers: [10]
-10,10 equal: Goal Reached"""
 
 
 def _golden() -> dict:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from gymnasium import spaces
 
+from apr_env.episode import Episode
 from apr_env.errors import ConfigError
 from apr_env.generator import GeneratorConfig, generate_problems
 from apr_env.limits import Limits
@@ -91,6 +92,10 @@ class EnvConfig:
 
     def text_space(self, chars: int) -> spaces.Text:
         return spaces.Text(max_length=chars, min_length=0, charset=CHARSET)
+
+    def new_episode(self, problem: Problem) -> Episode:
+        """An `Episode` of `problem` with this configuration's protocol, limits, tokenizer and reward."""
+        return Episode(problem, self.protocol, limits=self.limits, tokenizer=self.tokenizer, reward=self.reward)
 
     def pick_problem(self, rng: np.random.Generator, options: dict | None) -> Problem:
         """The problem of a new episode: options['problem'] / options['index'], else drawn with `rng`."""

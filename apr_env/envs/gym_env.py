@@ -94,13 +94,7 @@ class APRCountdownEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         problem = self.config.pick_problem(self.np_random, options)
-        self.episode = Episode(
-            problem,
-            self.config.protocol,
-            limits=self.config.limits,
-            tokenizer=self.config.tokenizer,
-            reward=self.config.reward,
-        )
+        self.episode = self.config.new_episode(problem)
         info = {
             "thread": 0,
             "event": "reset",

@@ -73,13 +73,7 @@ class APRCountdownParallelEnv(ParallelEnv):
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
         problem = self.config.pick_problem(self.np_random, options)
-        self.episode = Episode(
-            problem,
-            self.config.protocol,
-            limits=self.config.limits,
-            tokenizer=self.config.tokenizer,
-            reward=self.config.reward,
-        )
+        self.episode = self.config.new_episode(problem)
         self.agents = [] if self.episode.done else ["t0"]
         return {"t0": self._obs(0)}, {
             "t0": {"problem": {"target": problem.target, "numbers": list(problem.numbers)}}

@@ -32,12 +32,12 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
+from runtime.backends.base import BackendError, GenerationRequest, GenerationResult
+from runtime.backends.http_backend import PooledHTTPBackend
 from runtime.backends.http_errors import BackendResponseError, body_excerpt
-from runtime.backends.http_policy import HTTPPolicy, HTTPTransport
+from runtime.backends.http_policy import HTTPPolicy
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
 _TOKEN_ID_PREFIX = "token_id:"
@@ -112,7 +112,7 @@ def _encode_plain(tokenizer, text: str) -> list[int]:
         return list(tokenizer.encode(text))
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(PooledHTTPBackend):
     """Generate through an OpenAI-compatible completions server, token ids in and out.
 
     Args:
@@ -140,37 +140,22 @@ class OpenAIBackend(Backend):
         extensions: bool = True,
         retokenize_fallback: bool = False,
     ):
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
         if retokenize_fallback and tokenizer is None:
             raise ValueError("retokenize_fallback=True needs a tokenizer to re-encode text; pass tokenizer=")
-        self.transport = HTTPTransport(url, policy=policy, max_connections=max_concurrency)
+        super().__init__(
+            url,
+            policy=policy,
+            max_concurrency=max_concurrency,
+            context_length=context_length,
+            thread_name="openai-http",
+        )
         self.model = model
         self.tokenizer = tokenizer
         self.extensions = extensions
         self.retokenize_fallback = retokenize_fallback
         self.retokenized_results = 0
         """How many results got their ids by re-encoding text (0 when the server returns ids)."""
-        if context_length is not None:
-            self.context_length = context_length
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="openai-http")
         self._lock = threading.Lock()
-        self._closed = False
-
-    @property
-    def urls(self) -> list[str]:
-        return list(self.transport.bases)
-
-    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
-        if self._closed:
-            future: Future[GenerationResult] = Future()
-            future.set_exception(BackendError(f"OpenAIBackend({self.urls}) is closed; create a new one"))
-            return future
-        if request.forced_output_ids is not None:
-            raise ValueError(
-                "OpenAIBackend cannot teacher-force outputs (forced_output_ids); use TransformersBackend"
-            )
-        return self._pool.submit(self._generate_one, request)
 
     def resolved_model(self) -> str:
         """The model name sent with requests (asks ``/v1/models`` the first time if none was given)."""
@@ -292,8 +277,3 @@ class OpenAIBackend(Backend):
             except Exception:  # any transport failure means "not healthy"
                 return False
         return True
-
-    def close(self) -> None:
-        self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self.transport.close()

@@ -47,12 +47,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
+from runtime.backends.base import BackendError, GenerationRequest, GenerationResult
+from runtime.backends.http_backend import PooledHTTPBackend
 from runtime.backends.http_errors import BackendResponseError, body_excerpt
-from runtime.backends.http_policy import HTTPPolicy, HTTPTransport
+from runtime.backends.http_policy import HTTPPolicy
 
 _FINISH_TYPES = {"stop": "stop", "length": "length", "abort": "abort"}
 
@@ -182,7 +182,7 @@ def parse_generate_response(
     )
 
 
-class SGLangBackend(Backend):
+class SGLangBackend(PooledHTTPBackend):
     """Generate with one or more SGLang servers through the native ``/generate`` route.
 
     Args:
@@ -212,30 +212,15 @@ class SGLangBackend(Backend):
         context_length: int | None = None,
         always_return_logprob: bool = False,
     ):
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
-        self.transport = HTTPTransport(url, policy=policy, max_connections=max_concurrency)
+        super().__init__(
+            url,
+            policy=policy,
+            max_concurrency=max_concurrency,
+            context_length=context_length,
+            thread_name="sglang-http",
+        )
         self.tokenizer = tokenizer
         self.always_return_logprob = always_return_logprob
-        if context_length is not None:
-            self.context_length = context_length
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sglang-http")
-        self._closed = False
-
-    @property
-    def urls(self) -> list[str]:
-        return list(self.transport.bases)
-
-    def submit(self, request: GenerationRequest) -> Future[GenerationResult]:
-        if self._closed:
-            future: Future[GenerationResult] = Future()
-            future.set_exception(BackendError(f"SGLangBackend({self.urls}) is closed; create a new one"))
-            return future
-        if request.forced_output_ids is not None:
-            raise ValueError(
-                "SGLangBackend cannot teacher-force outputs (forced_output_ids); use TransformersBackend"
-            )
-        return self._pool.submit(self._generate_one, request)
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         body = build_generate_body(request, always_return_logprob=self.always_return_logprob)
@@ -297,8 +282,3 @@ class SGLangBackend(Backend):
                 "/get_model_info did not return an object", url=url, body=str(data)[:200]
             )
         return data
-
-    def close(self) -> None:
-        self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self.transport.close()
