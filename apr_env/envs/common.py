@@ -95,7 +95,9 @@ class EnvConfig:
 
     def new_episode(self, problem: Problem) -> Episode:
         """An `Episode` of `problem` with this configuration's protocol, limits, tokenizer and reward."""
-        return Episode(problem, self.protocol, limits=self.limits, tokenizer=self.tokenizer, reward=self.reward)
+        return Episode(
+            problem, self.protocol, limits=self.limits, tokenizer=self.tokenizer, reward=self.reward
+        )
 
     def pick_problem(self, rng: np.random.Generator, options: dict | None) -> Problem:
         """The problem of a new episode: options['problem'] / options['index'], else drawn with `rng`."""
