@@ -100,12 +100,14 @@ class SymbolicAgent(Agent):
         self.config = config or SymbolicConfig()
         self._roots: dict[int, apr_solver.AprRootSearch] = {}
         self._children: dict[tuple[int, int], BoardChildSearch] = {}
+        self._requests: dict[int, dict[str, apr_solver.SpawnRequest]] = {}
 
     def act(self, observations: Sequence[ThreadObservation]) -> list:
         return [self._act(o) for o in observations]
 
     def end_episode(self, episode: int) -> None:
         self._roots.pop(episode, None)
+        self._requests.pop(episode, None)
         for key in [k for k in self._children if k[0] == episode]:
             del self._children[key]
 
@@ -151,20 +153,24 @@ class SymbolicAgent(Agent):
             root.resume(parse_join(obs.context))
         if root.finished:
             return ""
-        return root.next_segment().text
+        segment = root.next_segment()
+        if segment.spawns:  # the children's start states, so they need not be parsed back from prompts
+            self._requests[obs.episode] = {r.node_id: r for r in segment.spawns}
+        return segment.text
 
     def _apr_child(self, obs: ThreadObservation):
         key = (obs.episode, obs.thread)
         child = self._children.get(key)
         if child is None:
-            node_id, target, nums, ops = _child_start(obs.context)
-            root = self._roots.get(obs.episode)
-            if root is not None:  # the usual case: this agent also plays the root
-                sub, parent_key = root.sub_beam_size, root.seed_key
-            else:
+            request = self._requests.get(obs.episode, {}).get(obs.label)
+            if request is not None:  # the usual case: this agent also played the root's spawn
+                node_id, target, nums, ops = request.node_id, request.target, request.nums, request.ops
+                sub, seed_key = request.beam_size, request.seed_key
+            else:  # a root played by someone else: read the start node from the prompt
+                node_id, target, nums, ops = _child_start(obs.context)
                 sub = self._beams(obs.problem, obs.seed)[1]
                 parent_key = seeding.problem_key("apr", obs.seed, obs.problem.target, obs.problem.numbers)
-            seed_key = seeding.child_key(parent_key, node_id)
+                seed_key = seeding.child_key(parent_key, node_id)
             if obs.protocol != "broadcast":
                 return apr_solver.ChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key).run()
             child = self._children[key] = BoardChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key)

@@ -26,6 +26,10 @@ Scheduling (`runnable`): first-in first-out. The root starts; children enter the
 spawn order; a parent re-enters at the back when its join completes; a thread that made a
 partial action moves to the back.
 
+The module is over 400 lines because it is the one rules engine: spawn, join, limits and
+verification read each other's state, and splitting them would spread one lifecycle over
+several files.
+
 Token counts are exact but lazy: while a thread's text is shorter in characters than the
 window, it cannot exceed the window in tokens (every token of printable ASCII text is at
 least one character), so the tokenizer runs only near a limit and once, batched, for the

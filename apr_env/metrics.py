@@ -79,6 +79,9 @@ def count_tokens(threads: list[Thread], tokenizer) -> None:
                     cut = call.kept - len(prev.prompt)
                     if cut >= len(prev.completion):
                         head_tokens = _completion_tokens(prev, tokenizer)
+                    elif prev.completion_tokens is not None and prev.completion_ids is None:
+                        # known total: count only the dropped tail (a short calling block)
+                        head_tokens = prev.completion_tokens - _count(tokenizer, prev.completion[cut:])
                     else:
                         head_tokens = _count(tokenizer, prev.completion[:cut])
                         if prev.completion_tokens is None and prev.completion_ids is None:
