@@ -7,11 +7,31 @@ class's thread pool (one request per POST, so a slow request never holds back th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
+from runtime.backends.http_errors import BackendResponseError, body_excerpt
 from runtime.backends.http_policy import HTTPPolicy, HTTPTransport
+
+
+def response_field_error(
+    route: str, data: Any, path: str, url: str, why: str = "is missing"
+) -> BackendResponseError:
+    """The typed error for a response whose field `path` is missing or malformed (names route and field)."""
+    return BackendResponseError(
+        f"{route} response field {path!r} {why}",
+        url=url,
+        field=path,
+        body=body_excerpt(json.dumps(data, default=str)),
+    )
+
+
+def is_int_list(value: Any) -> bool:
+    """A JSON list of ints (bools excluded): what a token-id field must be."""
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 class PooledHTTPBackend(Backend):

@@ -27,7 +27,6 @@ One request per POST on a thread pool (see `sglang_backend.py` for why). Retries
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import warnings
@@ -35,8 +34,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from runtime.backends.base import BackendError, GenerationRequest, GenerationResult
-from runtime.backends.http_backend import PooledHTTPBackend
-from runtime.backends.http_errors import BackendResponseError, body_excerpt
+from runtime.backends.http_backend import PooledHTTPBackend, is_int_list, response_field_error
+from runtime.backends.http_errors import BackendResponseError
 from runtime.backends.http_policy import HTTPPolicy
 
 _FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
@@ -77,16 +76,7 @@ def build_completion_body(request: GenerationRequest, *, model: str, extensions:
 
 
 def _bad(data: Any, path: str, url: str, why: str = "is missing") -> BackendResponseError:
-    return BackendResponseError(
-        f"/v1/completions response field {path!r} {why}",
-        url=url,
-        field=path,
-        body=body_excerpt(json.dumps(data, default=str)),
-    )
-
-
-def _is_int_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return response_field_error("/v1/completions", data, path, url, why)
 
 
 def ids_from_logprob_tokens(tokens: Any) -> list[int] | None:
@@ -207,7 +197,7 @@ class OpenAIBackend(PooledHTTPBackend):
             raise _bad(data, "choices[0].logprobs", url, "is not an object")
 
         exact = True
-        if _is_int_list(choice.get("token_ids")):
+        if is_int_list(choice.get("token_ids")):
             output_ids = list(choice["token_ids"])
         elif (
             logprobs_obj is not None

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from runtime.backends.base import BackendError, GenerationRequest, GenerationResult
-from runtime.backends.http_backend import PooledHTTPBackend
+from runtime.backends.http_backend import PooledHTTPBackend, is_int_list, response_field_error
 from runtime.backends.http_errors import BackendResponseError, body_excerpt
 from runtime.backends.http_policy import HTTPPolicy
 
@@ -83,16 +83,7 @@ def build_generate_body(request: GenerationRequest, *, always_return_logprob: bo
 
 
 def _missing(data: Any, path: str, url: str, why: str = "is missing") -> BackendResponseError:
-    return BackendResponseError(
-        f"SGLang /generate response field {path!r} {why}",
-        url=url,
-        field=path,
-        body=body_excerpt(json.dumps(data, default=str)),
-    )
-
-
-def _int_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return response_field_error("SGLang /generate", data, path, url, why)
 
 
 def parse_finish_reason(finish: Any, data: Any, url: str) -> tuple[str, int | str | None]:
@@ -133,11 +124,11 @@ def parse_generate_response(
         raise _missing(data, "meta_info.output_token_logprobs", url, "is not a list of [logprob, id, text]")
     if "output_ids" in data:
         output_ids = data["output_ids"]
-        if not _int_list(output_ids):
+        if not is_int_list(output_ids):
             raise _missing(data, "output_ids", url, "is not a list of ints")
     elif entries is not None:
         output_ids = [e[1] for e in entries]
-        if not _int_list(output_ids):
+        if not is_int_list(output_ids):
             raise _missing(data, "meta_info.output_token_logprobs", url, "has non-int token ids")
     else:
         raise _missing(
