@@ -157,23 +157,35 @@ class LLMAgent(Agent):
         bos = [self.tokenizer.bos_id] if self.config.add_bos and self.tokenizer.bos_id is not None else []
         keep = _common_token_prefix(st, obs.context) if st is not None else 0
         if keep <= len(bos):
+            keep = 0
             ids = bos + self.tokenizer.encode(obs.context)
         else:
             ids = st.ids[:keep] + self.tokenizer.encode(obs.context[st.ends[keep - 1] :])
-        self._remember(key, ids)
+        self._remember(key, ids, base=st, kept=keep)
         return ids
 
-    def _remember(self, key, ids: list[int]) -> None:
-        """Keep the thread's ids with the text offset after each (needs a per-token string table)."""
+    def _remember(self, key, ids: list[int], *, base: _ThreadState | None = None, kept: int = 0) -> None:
+        """Keep the thread's ids with the text offset after each (needs a per-token string table).
+
+        The first `kept` ids are `base`'s own, so only the ids after them are looked up: a
+        thread's state grows by its new tokens per call instead of being rebuilt.
+        """
         if not self._pieces:
             return
-        st = _ThreadState(ids=list(ids))
-        parts, total = [], 0
-        for tid in ids:
+        if base is None or kept == 0:
+            st = _ThreadState()
+        else:
+            st = _ThreadState(
+                ids=base.ids[:kept], text=base.text[: base.ends[kept - 1]], ends=base.ends[:kept]
+            )
+        total = st.ends[-1] if st.ends else 0
+        parts = [st.text]
+        for tid in ids[kept:]:
             piece = "" if tid == self.tokenizer.bos_id else (self.tokenizer.id_to_token(tid) or "")
             parts.append(piece)
             total += len(piece)
             st.ends.append(total)
+        st.ids.extend(ids[kept:])
         st.text = "".join(parts)
         with self._lock:
             self._threads[key] = st
@@ -245,7 +257,11 @@ class LLMAgent(Agent):
         text = self.tokenizer.decode(gen_ids)
         obs = state["obs"]
         key = (obs.episode, obs.thread)
-        self._remember(key, state["prompt_ids"] + gen_ids)
+        with self._lock:
+            base = self._threads.get(key)  # holds the prompt ids since `_prompt_ids`
+        self._remember(
+            key, state["prompt_ids"] + gen_ids, base=base, kept=len(state["prompt_ids"]) if base else 0
+        )
         meta = {
             "prompt_ids": state["prompt_ids"],
             "output_ids": ids,

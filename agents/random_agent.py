@@ -10,20 +10,14 @@ Reproducible: randomness comes from (episode seed, thread label).
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 
+from agents import seeding
 from apr_env import grammar as g
 from apr_env.actions import Spawn
 from apr_env.agent import Agent, ThreadObservation
 from apr_env.arithmetic import combine
-
-
-def stable_rng(*parts) -> random.Random:
-    """A `random.Random` seeded from a stable hash of `parts` (not Python's salted `hash`)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(digest, "little"))
 
 
 def _start_state(context: str) -> tuple[str, int, list[int], list[str]] | None:
@@ -52,7 +46,7 @@ class RandomAgent(Agent):
         return [self._act(o) for o in observations]
 
     def _act(self, obs: ThreadObservation):
-        rng = stable_rng(obs.seed, obs.episode, obs.label, len(obs.context))
+        rng = seeding.make_rng(f"random|{obs.seed}|{obs.episode}|{obs.label}|{len(obs.context)}")
         if "<End Sub Searches>" in obs.context[-200:]:
             return g.NO_SOLUTION + "\n"  # a resumed random parent gives up
         start = _start_state(obs.context)

@@ -32,7 +32,7 @@ several files.
 
 Token counts are exact but lazy: while a thread's text is shorter in characters than the
 window, it cannot exceed the window in tokens (every token of printable ASCII text is at
-least one character), so the tokenizer runs only near a limit and once, batched, for the
+least one character), so the tokenizer runs only near a limit and once, for the
 final metrics.
 """
 
@@ -47,6 +47,7 @@ from apr_env.metrics import Metrics, compute_metrics, count_tokens
 from apr_env.problem import Problem
 from apr_env.protocols.base import Protocol, get_protocol
 from apr_env.rewards import RewardConfig, compute_reward
+from apr_env.tokenizer import load_tokenizer
 from apr_env.tree import Call, ChildResult, SpawnGroup, Status, Thread, compact_tree
 from apr_env.verifier import Verdict, verify
 
@@ -69,8 +70,8 @@ class Episode:
         problem: the Countdown problem of the root thread.
         protocol: a `Protocol` instance or registered name.
         limits: budgets (`apr_env.limits.Limits`); defaults are the official 4,096-token window.
-        tokenizer: anything with ``encode`` (and ideally ``encode_batch`` / ``decode``);
-            default: the package's Countdown tokenizer.
+        tokenizer: anything `apr_env.tokenizer.load_tokenizer` accepts (default: the package's
+            Countdown tokenizer).
         reward: reward configuration (`apr_env.rewards.RewardConfig`).
     """
 
@@ -86,7 +87,7 @@ class Episode:
         self.problem = problem
         self.protocol = get_protocol(protocol)
         self.limits = limits or Limits()
-        self.tokenizer = tokenizer if tokenizer is not None else _default_tokenizer()
+        self.tokenizer = load_tokenizer(tokenizer)
         self.reward_config = reward or RewardConfig()
         root = Thread(
             id=0,
@@ -254,13 +255,10 @@ class Episode:
         context = thread.context + text
         return text + self.protocol.separate(context, rendered)
 
-    def _count(self, text: str) -> int:
-        return self.tokenizer.count(text)
-
     def _fits(self, thread: Thread, prompt: str) -> bool:
         if len(prompt) + 2 <= self.limits.context_window:
             return True
-        return self._count(prompt) <= self.limits.context_window
+        return self.tokenizer.count(prompt) <= self.limits.context_window
 
     def _append(self, thread: Thread, call: Call, text: str, ids, meta: dict | None = None) -> bool:
         """Add generated text to the call, enforcing the window and the token budget. False if t ended."""
@@ -274,10 +272,10 @@ class Episode:
             count_tokens([thread], self.tokenizer)  # incremental: builds on the thread's earlier calls
             done = call.completion_tokens
             room = window - call.prompt_tokens - done
-            new_len = len(ids) if ids is not None else self._count(text)
+            new_len = len(ids) if ids is not None else self.tokenizer.count(text)
             if new_len > room:
                 keep = list(ids if ids is not None else self.tokenizer.encode(text))[: max(room, 0)]
-                text = self._decode(keep, text, new_len)
+                text = self.tokenizer.decode(keep)
                 ids = keep if ids is not None else None
                 new_len, cut = len(keep), True
             exact_total = done + new_len
@@ -322,11 +320,6 @@ class Episode:
             sibling.calls.append(Call(prompt=prompt, inserted=block, kept=len(sibling.context)))
             if not self._fits(sibling, prompt):
                 self._end_thread(sibling, Status.FAILED, "context_window")
-
-    def _decode(self, ids: list[int], text: str, total: int) -> str:
-        if hasattr(self.tokenizer, "decode"):
-            return self.tokenizer.decode(ids)
-        return text[: len(text) * len(ids) // max(total, 1)]
 
     def _spawn(self, parent: Thread, request) -> None:
         for code in request.format_errors:
@@ -429,15 +422,3 @@ class Episode:
         self.done = True
         self.truncated = truncated
         self.outcome = outcome
-
-
-_TOKENIZER = None
-
-
-def _default_tokenizer():
-    global _TOKENIZER
-    if _TOKENIZER is None:
-        from apr_env.tokenizer import default_tokenizer
-
-        _TOKENIZER = default_tokenizer()
-    return _TOKENIZER

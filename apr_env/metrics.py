@@ -51,11 +51,7 @@ _FIELDS = tuple(f.name for f in fields(Metrics))
 
 
 def _count(tokenizer, text: str) -> int:
-    if not text:
-        return 0
-    if hasattr(tokenizer, "count"):
-        return tokenizer.count(text)
-    return len(tokenizer.encode(text))
+    return tokenizer.count(text) if text else 0
 
 
 def count_tokens(threads: list[Thread], tokenizer) -> None:

@@ -36,8 +36,6 @@ GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "data" / "official-t
 END_SUB = "<End Sub Searches>\n"
 WINDOW = 8192
 
-pytestmark = pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
-
 
 @dataclass(frozen=True)
 class Plan:

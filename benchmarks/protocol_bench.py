@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from runtime.progress import progress_bar
+
 KNOB = {
     "serial": "beam_size",
     "self_consistency": "n",
@@ -138,7 +140,7 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
     jobs = [(p, v, asdict(config)) for p in config.protocols for v in config.sweeps[p]]
     started = time.perf_counter()
     points: list[dict] = []
-    bar = _bar(len(jobs), progress)
+    bar = progress_bar(len(jobs), enabled=progress, desc="sweep points", unit="pt")
     if config.workers > 1:
         with ProcessPoolExecutor(max_workers=config.workers) as pool:
             for point in pool.map(_point, jobs):
@@ -294,19 +296,3 @@ def plot(results: dict, out: Path) -> list[Path]:
     plt.close(fig)
     paths.append(out / "fig4b_cumulative_accuracy_vs_context.png")
     return paths
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="sweep points", unit="pt")

@@ -108,7 +108,8 @@ class ScriptedTimingAgent(LLMAgent):
                 result = f.result()
                 if len(result.output_ids) != len(script):
                     raise RuntimeError(f"asked for {len(script)} tokens, got {len(result.output_ids)}")
-                self._remember((obs.episode, obs.thread), prompt_ids + script)
+                key = (obs.episode, obs.thread)
+                self._remember(key, prompt_ids + script, base=self._threads.get(key), kept=len(prompt_ids))
                 meta = {
                     "cached_tokens": result.cached_tokens,
                     "timings": result.timings,

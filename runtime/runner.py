@@ -37,6 +37,8 @@ from apr_env.limits import Limits
 from apr_env.problem import Problem
 from apr_env.protocols import get_protocol
 from apr_env.rewards import RewardConfig
+from apr_env.tokenizer import load_tokenizer
+from runtime.progress import progress_bar
 
 
 @dataclass
@@ -99,10 +101,12 @@ def run_episodes(
 ) -> list[dict]:
     """Play every problem once with `agent`; return one record per problem, in problem order."""
     config = config or RunConfig()
-    tokenizer = _tokenizer(tokenizer)
+    tokenizer = load_tokenizer(tokenizer)
     n = len(problems)
     records: list[dict | None] = [None] * n
-    bar = _progress(n, config.progress, agent)
+    bar = progress_bar(
+        n, enabled=config.progress, desc=f"episodes ({getattr(agent, 'name', 'agent')})", unit="ep"
+    )
     live: dict[int, tuple[Episode, float]] = {}
     next_index = 0
 
@@ -188,25 +192,3 @@ def save_records(records: Sequence[dict], path: str | Path) -> Path:
         for rec in records:
             f.write(json.dumps(rec) + "\n")
     return path
-
-
-def _tokenizer(spec):
-    from apr_env.tokenizer import load_tokenizer
-
-    return load_tokenizer(spec)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool, agent: Agent):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"episodes ({getattr(agent, 'name', 'agent')})", unit="ep")

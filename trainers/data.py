@@ -23,14 +23,11 @@ from pathlib import Path
 
 from apr_env import grammar as g
 from apr_env.problem import Problem
+from apr_env.tokenizer import load_tokenizer
+from runtime.progress import progress_bar
+from runtime.runner import episode_seed
 
 PROTOCOLS = ("apr", "serial")
-
-
-def _seed(seed: int, index: int) -> int:
-    from runtime.runner import episode_seed
-
-    return episode_seed(seed, index)
 
 
 def trace_record(problem: Problem, protocol: str, seed: int) -> dict:
@@ -88,8 +85,6 @@ def official_token_stats(record: dict, tokenizer=None) -> dict:
     common prefix of consecutive parent segments; ``longest_seq_token_count``;
     ``avg_seq_token_count`` = token_count / (children + 1); ``sub_call_count`` = children per spawn.
     """
-    from apr_env.tokenizer import load_tokenizer
-
     tok = load_tokenizer(tokenizer)
     td = record["trace_dict"]
     parents = td["main_calls"]
@@ -108,7 +103,7 @@ def official_token_stats(record: dict, tokenizer=None) -> dict:
 
 def _chunk(args: tuple) -> list[dict]:
     problems, protocol, seed, start = args
-    return [trace_record(p, protocol, _seed(seed, start + i)) for i, p in enumerate(problems)]
+    return [trace_record(p, protocol, episode_seed(seed, start + i)) for i, p in enumerate(problems)]
 
 
 def build_traces(
@@ -122,26 +117,19 @@ def build_traces(
 ) -> list[dict]:
     """Trace records for `problems` (same output for any `workers`/`chunk`)."""
     jobs = [(problems[s : s + chunk], protocol, seed, s) for s in range(0, len(problems), chunk)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(problems), desc=f"{protocol} traces", unit="trace")
+    bar = progress_bar(len(problems), enabled=progress, desc=f"{protocol} traces", unit="trace")
     out: list[dict] = []
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for part in pool.map(_chunk, jobs):
                 out.extend(part)
-                if bar:
-                    bar.update(len(part))
+                bar.update(len(part))
     else:
         for job in jobs:
             part = _chunk(job)
             out.extend(part)
-            if bar:
-                bar.update(len(part))
-    if bar:
-        bar.close()
+            bar.update(len(part))
+    bar.close()
     return out
 
 
