@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
+import golden as golden_data
 import pytest
 
 from agents.apr_solver import AprRootSearch, ChildSearch, SpawnRequest, apr_trace, join_block, run_apr_tree
@@ -13,14 +12,10 @@ from agents.replay import replay_apr
 from apr_env import Problem, generate_problems, grammar, verify
 from benchmarks.baselines import official_solvers
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
-
 
 @pytest.fixture(scope="module")
 def golden():
-    if not GOLDEN.exists():
-        pytest.skip(f"golden traces not found at {GOLDEN}")
-    return json.loads(GOLDEN.read_text())["apr"]
+    return golden_data.APR
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
+import golden
 import gymnasium as gym
 import pytest
 
@@ -30,8 +29,7 @@ import apr_env
 from apr_env import Problem, verify
 from apr_env.tokenizer import default_tokenizer
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
-GOLDEN_DATA = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {"apr": [], "sosp": []}
+GOLDEN_DATA = golden.GOLDEN
 WIDE = 8192
 END_SUB = "<End Sub Searches>\n"
 
@@ -115,6 +113,17 @@ def play_parallel(env, replay: AprReplay) -> tuple[dict, list[str]]:
             actions = {"t0": replay.root_actions[k]}
 
 
+def play(kind: str, replay: AprReplay, **env_kwargs) -> tuple[dict, list[str], object]:
+    """Replay through the Gymnasium ("gym") or PettingZoo ("parallel") env: (info, problems, episode)."""
+    if kind == "gym":
+        env = gym.make("APRCountdown-v0", **env_kwargs)
+        info, problems = play_gym(env, replay)
+        return info, problems, env.unwrapped.episode
+    env = apr_env.parallel_env(**env_kwargs)
+    info, problems = play_parallel(env, replay)
+    return info, problems, env.episode
+
+
 def _episode_texts_match(ep, replay: AprReplay) -> list[str]:
     problems = []
     root = ep.threads[0]
@@ -161,14 +170,7 @@ WORKED_METRICS = {
 @pytest.mark.parametrize("kind", ["gym", "parallel"])
 def test_worked_example_replays_to_a_verified_correct_episode(worked_example, char_tok, kind):
     replay = _worked_replay(worked_example)
-    if kind == "gym":
-        env = gym.make("APRCountdown-v0", tokenizer=char_tok)
-        info, problems = play_gym(env, replay)
-        ep = env.unwrapped.episode
-    else:
-        env = apr_env.parallel_env(tokenizer=char_tok)
-        info, problems = play_parallel(env, replay)
-        ep = env.episode
+    info, problems, ep = play(kind, replay, tokenizer=char_tok)
     assert problems == [] and _episode_texts_match(ep, replay) == []
     assert info["outcome"] == "correct" and info["correct"] and info["verdict"] == "ok"
     assert info["answer"] == worked_example.answer_path
@@ -183,7 +185,6 @@ def test_worked_example_replays_to_a_verified_correct_episode(worked_example, ch
 APR_IDS = [f"apr{i}" for i in range(len(GOLDEN_DATA["apr"]))]
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
 def test_golden_file_has_the_documented_content():
     assert len(GOLDEN_DATA["apr"]) == 40 and len(GOLDEN_DATA["sosp"]) == 40
     assert any(len(e["trace_dict"]["main_calls"]) > 2 for e in GOLDEN_DATA["apr"])  # repeated spawns
@@ -193,14 +194,7 @@ def test_golden_file_has_the_documented_content():
 @pytest.mark.parametrize("entry", GOLDEN_DATA["apr"], ids=APR_IDS)
 def test_official_apr_tree_replays_to_the_official_verdict_byte_for_byte(entry, kind):
     replay = apr_replay(entry)
-    if kind == "gym":
-        env = gym.make("APRCountdown-v0", context_window=WIDE)
-        info, problems = play_gym(env, replay)
-        ep = env.unwrapped.episode
-    else:
-        env = apr_env.parallel_env(context_window=WIDE)
-        info, problems = play_parallel(env, replay)
-        ep = env.episode
+    info, problems, ep = play(kind, replay, context_window=WIDE)
     assert problems == []
     assert _episode_texts_match(ep, replay) == []
     assert info["correct"] == entry["official_correct"]
@@ -211,7 +205,6 @@ def test_official_apr_tree_replays_to_the_official_verdict_byte_for_byte(entry, 
     assert m["depth"] == (1 if n_children else 0)
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
 def test_official_apr_trees_with_the_default_window_keep_the_official_verdicts():
     tok = default_tokenizer()
     env = gym.make("APRCountdown-v0")  # 4,096-token window, as the official runtime
@@ -255,9 +248,3 @@ def test_official_sosp_trace_verifies_as_its_solved_flag_says(entry, kind):
     if entry["solved"]:
         assert verify(problem, info["answer"]).correct and info["answer"].startswith("Moving to Node #0\n")
     assert info["metrics"]["num_threads"] == 1 and info["metrics"]["num_spawns"] == 0
-
-
-def test_the_golden_file_ships_with_the_repository():
-    """Other golden tests skip when the file is absent; this one makes that absence a failure."""
-    assert GOLDEN.exists(), f"{GOLDEN} is missing: copy it from the official solver's output (see its README)"
-    assert len(GOLDEN_DATA["apr"]) == 40 and len(GOLDEN_DATA["sosp"]) == 40

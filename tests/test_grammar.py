@@ -10,22 +10,14 @@ solved, none when not).
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
+import golden
 import pytest
 from worked_example import ANSWER_PATH as EXAMPLE_PATH
 
 from apr_env import Problem, verify
 from apr_env import grammar as g
-
-GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
-needs_golden = pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
-
-
-def _golden() -> dict:
-    return json.loads(GOLDEN.read_text())
 
 
 def _all_trace_texts(data: dict) -> list[str]:
@@ -257,18 +249,16 @@ def _reformat(line: str) -> str | None:
     return None
 
 
-@needs_golden
 def test_every_golden_trace_line_parses_and_reformats_to_the_same_bytes():
-    texts = _all_trace_texts(_golden())
+    texts = _all_trace_texts(golden.GOLDEN)
     assert len(texts) > 80  # 40 APR trees (parents + children) and 40 SoS+ paths
     lines = [line for text in texts for line in text.split("\n") if line]
     mismatched = [line for line in lines if _reformat(line) != line]
     assert mismatched == []
 
 
-@needs_golden
 def test_golden_traces_end_with_exactly_one_newline():
-    for text in _all_trace_texts(_golden()):
+    for text in _all_trace_texts(golden.GOLDEN):
         assert text.endswith("\n") and not text.endswith("\n\n")
 
 
@@ -317,18 +307,16 @@ def test_extracted_example_path_verifies():
     assert verify(Problem(10, (1, 4, 6, 8)), EXAMPLE_PATH).correct
 
 
-@needs_golden
 def test_extraction_from_the_last_parent_segment_equals_the_official_answer_path():
-    entries = _golden()["apr"]
+    entries = golden.GOLDEN["apr"]
     assert len(entries) == 40
     for entry in entries:
         last_segment = entry["trace_dict"]["main_calls"][-1]
         assert g.extract_answer_path(last_segment) == entry["official_answer_path"], entry["nums"]
 
 
-@needs_golden
 def test_sos_search_paths_give_a_verified_answer_exactly_when_solved():
-    entries = _golden()["sosp"]
+    entries = golden.GOLDEN["sosp"]
     assert {e["solved"] for e in entries} == {True, False}  # both kinds are exercised
     for entry in entries:
         path = g.extract_answer_path(entry["search_path"])

@@ -8,11 +8,10 @@ without a trained model; `test_llm_identity.py` runs real (tiny) models.
 
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 
+import golden
 import pytest
 
 from agents.llm_agent import LLMAgent, LLMAgentConfig
@@ -22,7 +21,7 @@ from apr_env.tokenizer import default_tokenizer
 from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
 from runtime.runner import RunConfig, run_episodes
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "official-traces.json").read_text())["apr"]
+GOLDEN = golden.APR
 TOK = default_tokenizer()
 
 

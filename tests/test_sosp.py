@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
+import golden as golden_data
 import pytest
 
 from agents.replay import replay_sosp
@@ -13,14 +12,10 @@ from agents.sosp import SospSearch, sosp_trace
 from apr_env import Problem, generate_problems, grammar, verify
 from benchmarks.baselines import official_solvers
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
-
 
 @pytest.fixture(scope="module")
 def golden():
-    if not GOLDEN.exists():
-        pytest.skip(f"golden traces not found at {GOLDEN}")
-    return json.loads(GOLDEN.read_text())["sosp"]
+    return golden_data.SOSP
 
 
 @pytest.fixture(scope="module")

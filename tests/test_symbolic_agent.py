@@ -11,7 +11,8 @@ import pytest
 from agents.apr_solver import apr_trace
 from agents.sosp import sosp_trace
 from agents.symbolic import SymbolicAgent, SymbolicConfig, parse_join
-from apr_env import generate_problems
+from apr_env import Episode, generate_problems
+from apr_env.agent import observe
 from apr_env.cli import main as cli
 from runtime.runner import RunConfig, episode_seed, run_episodes
 from trainers.data import build_traces, segments
@@ -60,16 +61,24 @@ def test_every_protocol_plays_cleanly_and_reproducibly(protocol):
     assert sum(r["correct"] for r in a) >= 8
 
 
-def test_problem_order_does_not_change_a_problems_episode_given_its_seed():
-    forward = run_episodes(SymbolicAgent(), PROBLEMS[:10], RunConfig(protocol="apr", seed=4))
-    seeds = [episode_seed(4, i) for i in range(10)]
+def _play_alone(problem, seed: int) -> dict:
+    """One episode, nothing else in flight: the agent sees only this problem's threads."""
+    ep, agent = Episode(problem, "apr"), SymbolicAgent()
+    while not ep.done:
+        batch = [observe(ep, tid, key=0, seed=seed) for tid in ep.runnable]
+        for obs, action in zip(batch, agent.act(batch)):
+            ep.act(obs.thread, action)
+    return ep.summary()
+
+
+def test_an_episode_depends_only_on_its_problem_and_seed_not_on_what_runs_beside_it():
+    together = run_episodes(
+        SymbolicAgent(), PROBLEMS[:10], RunConfig(protocol="apr", seed=4, max_concurrent=10)
+    )
     for i in (0, 3, 9):
-        [alone] = run_episodes(SymbolicAgent(), [PROBLEMS[i]], RunConfig(protocol="apr", seed=4))
-        # a lone run uses index 0's seed; rerun index i's seed through a one-problem list at that index
-        same = run_episodes(SymbolicAgent(), PROBLEMS[: i + 1], RunConfig(protocol="apr", seed=4))[i]
-        assert same["metrics"] == forward[i]["metrics"]
-        assert seeds[i] == same["seed"]
-        assert alone["seed"] == seeds[0]
+        alone = _play_alone(PROBLEMS[i], episode_seed(4, i))
+        assert alone["metrics"] == together[i]["metrics"]
+        assert alone["answer"] == together[i]["answer"]
 
 
 def test_different_seeds_give_different_searches():

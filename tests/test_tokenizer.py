@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import golden
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,6 @@ from apr_env.tokenizer import (
     load_tokenizer,
 )
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
 SNAPSHOT = Path(__file__).resolve().parents[1] / "apr_env" / "data" / "countdown_tokenizer.json"
 # The trace alphabet, written independently of the module: printable ASCII without \r \v \f.
 TRACE_ALPHABET = string.digits + string.ascii_letters + string.punctuation + " \t\n"
@@ -45,15 +45,11 @@ def _walk(trace_dict: dict):
 
 
 def _golden_texts() -> list[str]:
-    if not GOLDEN.is_file():
-        return []
-    data = json.loads(GOLDEN.read_text())
-    apr = [text for problem in data["apr"] for text in _walk(problem["trace_dict"])]
-    return apr + [problem["search_path"] for problem in data["sosp"]]
+    apr = [text for problem in golden.APR for text in _walk(problem["trace_dict"])]
+    return apr + [problem["search_path"] for problem in golden.SOSP]
 
 
 GOLDEN_TEXTS = _golden_texts()
-needs_golden = pytest.mark.skipif(not GOLDEN_TEXTS, reason=f"{GOLDEN} not available")
 
 
 @pytest.fixture(scope="module")
@@ -186,14 +182,12 @@ def test_build_keeps_every_id_of_the_shipped_snapshot(tok):
 # ---------------------------------------------------------------------------------------
 
 
-@needs_golden
 def test_golden_traces_round_trip_exactly(tok):
     assert len(GOLDEN_TEXTS) > 80
     for ids, text in zip(tok.encode_batch(GOLDEN_TEXTS), GOLDEN_TEXTS):
         assert tok.decode(ids) == text
 
 
-@needs_golden
 def test_golden_traces_never_produce_unk(tok):
     assert all(tok.unk_id not in ids for ids in tok.encode_batch(GOLDEN_TEXTS))
 
@@ -271,7 +265,6 @@ def test_decode_drops_ids_outside_the_vocabulary(tok):
 # ---------------------------------------------------------------------------------------
 
 
-@needs_golden
 def test_count_equals_encode_length(tok):
     for text in GOLDEN_TEXTS[:50]:
         assert tok.count(text) == len(tok.encode(text))
@@ -279,7 +272,6 @@ def test_count_equals_encode_length(tok):
         assert tok.count(text) == len(tok.encode(text))  # second call answered by the cache
 
 
-@needs_golden
 def test_count_batch_equals_counts(tok):
     assert tok.count_batch(GOLDEN_TEXTS[:50]) == [len(tok.encode(t)) for t in GOLDEN_TEXTS[:50]]
 
@@ -318,7 +310,6 @@ def test_saved_folder_has_hugging_face_files(tok, tmp_path):
     )
 
 
-@needs_golden
 @pytest.mark.parametrize("loader", ["PreTrainedTokenizerFast", "AutoTokenizer"])
 def test_transformers_loads_saved_folder_with_same_ids_and_exact_decode(tok, tmp_path, loader):
     transformers = pytest.importorskip("transformers")

@@ -11,10 +11,9 @@ recorded by benchmarks/side_by_side.py and benchmarks/bench_core.py, not asserte
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
+import golden
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,9 +23,6 @@ from apr_env import Problem, Verdict, generate_problems, verify
 from apr_env import grammar as g
 from apr_env import verifier as v
 from apr_env.solver import first_solution_ops
-
-GOLDEN = Path(__file__).resolve().parent / "data" / "official-traces.json"
-needs_golden = pytest.mark.skipif(not GOLDEN.exists(), reason="golden traces not present on this machine")
 
 P24 = Problem(24, (4, 6, 1, 1))
 P10 = Problem(10, (1, 4, 6, 8))
@@ -48,10 +44,6 @@ CODES = {
     v.INCONSISTENT_STATE,
     v.NO_GOAL,
 }
-
-
-def _golden() -> dict:
-    return json.loads(GOLDEN.read_text())
 
 
 def _path_from_ops(problem: Problem, ops: list[str]) -> str:
@@ -468,9 +460,8 @@ def test_the_sos_checker_bug_is_not_reproduced():
 # --------------------------------------------------------------------------------------
 
 
-@needs_golden
 def test_official_answer_paths_verify_exactly_as_the_official_checker_said():
-    entries = _golden()["apr"]
+    entries = golden.GOLDEN["apr"]
     assert {e["official_correct"] for e in entries} == {True, False}
     for entry in entries:
         problem = Problem(entry["target"], tuple(entry["nums"]))
@@ -478,10 +469,9 @@ def test_official_answer_paths_verify_exactly_as_the_official_checker_said():
         assert verdict.correct is entry["official_correct"], (entry["nums"], verdict)
 
 
-@needs_golden
 def test_every_successful_child_answer_verifies_against_the_child_start_state():
     checked = 0
-    for entry in _golden()["apr"]:
+    for entry in golden.GOLDEN["apr"]:
         for group in entry["trace_dict"]["sub_calls"]:
             for child in group:
                 text = child["main_calls"][0]
