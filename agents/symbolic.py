@@ -67,7 +67,7 @@ def parse_join(context: str) -> list[str | None]:
     results: dict[int, str | None] = {}
     current, path = None, []
     for line in context[start + len(g.SUB_SEARCHES) + 1 : end].split("\n"):
-        m = g.RE_SUB_RESULT.fullmatch(line)
+        m = g.RE_SUB_RESULT.fullmatch(line) if line[:1] == "<" else None  # path lines never start with '<'
         if m is not None:
             if current is not None:
                 results[current] = "\n".join(path) or None

@@ -60,6 +60,12 @@ def _printable(text: str) -> bool:
     return text.isascii() and not text.encode("ascii").translate(None, _PRINTABLE)
 
 
+def _tail(thread: Thread) -> str:
+    """The last character of the thread's context ('' when empty), without building the context."""
+    call = thread.calls[-1]
+    return call.completion[-1:] or call.prompt[-1:]
+
+
 _NO_ANSWER = Verdict(False, "no_answer", "the thread claims no answer", "none")
 
 
@@ -249,11 +255,11 @@ class Episode:
         if not _printable(text):
             self.format_errors.append((thread.id, "unprintable_characters"))
             text = _UNPRINTABLE.sub("?", text)
-        return self.protocol.separate(thread.context, text) if separate else text
+        return self.protocol.separate(_tail(thread), text) if separate else text
 
     def _join_text(self, thread: Thread, text: str, rendered: str) -> str:
-        context = thread.context + text
-        return text + self.protocol.separate(context, rendered)
+        # `separate` looks only at the context's last character: no need to build the context
+        return text + self.protocol.separate(text[-1:] or _tail(thread), rendered)
 
     def _fits(self, thread: Thread, prompt: str) -> bool:
         if len(prompt) + 2 <= self.limits.context_window:
@@ -357,6 +363,7 @@ class Episode:
             group.children.append(child.id)
             if self._fits(child, spec.prompt):
                 self._queue.append(child.id)
+                group.open += 1
             else:  # ended here, not via _end_thread: the group must not join before all children exist
                 child.status, child.reason = Status.FAILED, "prompt_exceeds_context_window"
                 child.result = ChildResult(None, False, False, child.reason)
@@ -374,6 +381,7 @@ class Episode:
     def _end_thread(self, thread: Thread, status: Status, reason: str | None, *, queued: bool = True) -> None:
         if queued and thread.id in self._queue:
             self._queue.remove(thread.id)
+        was_active = thread.active
         thread.status = status
         if thread.parent is None:
             if status is Status.FAILED:
@@ -392,12 +400,14 @@ class Episode:
         thread.reason = reason or ("answer" if thread.result.claimed else "no_answer")
         if thread.result.claimed and not thread.result.verified:
             self.format_errors.append((thread.id, "false_claim"))
-        parent = self.threads[thread.parent]
-        self._maybe_join(parent.groups[-1])
+        gi = self.threads[thread.parent].groups[-1]
+        if was_active:
+            self.groups[gi].open -= 1
+        self._maybe_join(gi)
 
     def _maybe_join(self, gi: int) -> None:
         group = self.groups[gi]
-        if group.joined or any(self.threads[c].active for c in group.children):
+        if group.joined or group.open:
             return
         group.joined = True
         by_pos = {self.threads[c].position: self.threads[c].result for c in group.children}

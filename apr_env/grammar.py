@@ -27,9 +27,9 @@ def format_nums(nums: Iterable[int]) -> str:
     return "[" + ", ".join(map(str, nums)) + "]"
 
 
-def format_ops(ops: Iterable[str]) -> str:
+def format_ops(ops: Sequence[str]) -> str:
     """``['53-22=31', '31/31=1']`` or ``[]``: the Python list repr of op strings."""
-    return "[" + ", ".join(f"'{op}'" for op in ops) + "]"
+    return "['" + "', '".join(ops) + "']" if ops else "[]"
 
 
 def moving_line(node_id: str) -> str:
@@ -46,6 +46,10 @@ def exploring_line(op: str, nums: Sequence[int]) -> str:
 
 def generated_line(node_id: str, target: int, nums: Sequence[int], op: str) -> str:
     return f"Generated Node #{node_id}: {target}:{format_nums(nums)} Operation: {op}"
+
+
+GOAL_REACHED = " equal: Goal Reached"
+"""The end of a goal line; `extract_answer_path` finds answers by it."""
 
 
 def goal_line(value: int, target: int) -> str:
@@ -127,6 +131,7 @@ RE_SUB_RESULT = re.compile(
     rf"<(Goal Reached|No Solution) in Sub Search (\d+) at level (\d+) at Node #({NODE_ID})>", re.ASCII
 )
 RE_OP = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)", re.ASCII)
+RE_OPS = re.compile(r"'\d+[-+*/]\d+=\d+'(?:, '\d+[-+*/]\d+=\d+')*", re.ASCII)
 RE_PREFIX = re.compile(r"^(?:Sub Call Budget: (\d+) |Token Budget: (\d+) )", re.ASCII)
 
 
@@ -143,8 +148,10 @@ def parse_ops(text: str) -> list[str]:
     text = text.strip()
     if not text:
         return []
+    if RE_OPS.fullmatch(text):  # the usual case: one scan instead of one match per operation
+        return [part[1:-1] for part in text.split(", ")]
     ops = []
-    for part in text.split(", "):
+    for part in text.split(", "):  # find the bad part for the message
         if len(part) < 2 or part[0] != "'" or part[-1] != "'" or not RE_OP.fullmatch(part[1:-1]):
             raise ValueError(f"not an operation string: {part!r}")
         ops.append(part[1:-1])
@@ -175,7 +182,7 @@ def extract_answer_path(text: str) -> str | None:
     goals: list[tuple[int, int]] = []  # (line start, line end) of full goal lines, last first
     pos = len(text)
     while len(goals) < 2:
-        i = text.rfind(" equal: Goal Reached", 0, pos)
+        i = text.rfind(GOAL_REACHED, 0, pos)
         if i < 0:
             return None
         start = text.rfind("\n", 0, i) + 1
@@ -184,4 +191,4 @@ def extract_answer_path(text: str) -> str | None:
         if RE_GOAL.fullmatch(text[start:end].strip()):
             goals.append((start, end))
         pos = i
-    return "\n".join(line.strip() for line in text[goals[1][1] + 1 : goals[0][1]].split("\n"))
+    return "\n".join([line.strip() for line in text[goals[1][1] + 1 : goals[0][1]].split("\n")])

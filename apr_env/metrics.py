@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from apr_env.tree import SpawnGroup, Thread
+from apr_env.tree import Call, SpawnGroup, Thread
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,6 @@ class Metrics:
 _FIELDS = tuple(f.name for f in fields(Metrics))
 
 
-def _count(tokenizer, text: str) -> int:
-    return tokenizer.count(text) if text else 0
-
-
 def count_tokens(threads: list[Thread], tokenizer) -> None:
     """Fill the missing token counts of every call.
 
@@ -63,75 +59,91 @@ def count_tokens(threads: list[Thread], tokenizer) -> None:
     (`agents.llm_agent`) feeds the model, and without re-counting the whole context per call.
     The completion count is cut the same way (kept head + the rest) so nothing is counted twice.
     """
+    count = tokenizer.count
     for t in threads:
         prev = None
         for call in t.calls:
             if call.inserted_tokens is None:
-                call.inserted_tokens = _count(tokenizer, call.inserted)
+                call.inserted_tokens = count(call.inserted) if call.inserted else 0
             if call.prompt_tokens is None:
                 if prev is None or call.kept is None or call.kept < len(prev.prompt):
-                    call.prompt_tokens = _count(tokenizer, call.prompt)
+                    call.prompt_tokens = count(call.prompt) if call.prompt else 0
                 else:
-                    cut = call.kept - len(prev.prompt)
-                    if cut >= len(prev.completion):
-                        head_tokens = _completion_tokens(prev, tokenizer)
-                    elif prev.completion_tokens is not None and prev.completion_ids is None:
-                        # known total: count only the dropped tail (a short calling block)
-                        head_tokens = prev.completion_tokens - _count(tokenizer, prev.completion[cut:])
-                    else:
-                        head_tokens = _count(tokenizer, prev.completion[:cut])
-                        if prev.completion_tokens is None and prev.completion_ids is None:
-                            prev.completion_tokens = head_tokens + _count(tokenizer, prev.completion[cut:])
-                    call.prompt_tokens = prev.prompt_tokens + head_tokens + call.inserted_tokens
+                    head = _kept_tokens(prev, call.kept - len(prev.prompt), count)
+                    call.prompt_tokens = prev.prompt_tokens + head + call.inserted_tokens
             prev = call
         for call in t.calls:
-            _completion_tokens(call, tokenizer)
+            _completion_tokens(call, count)
 
 
-def _completion_tokens(call, tokenizer) -> int:
+def _kept_tokens(prev: Call, cut: int, count) -> int:
+    """Tokens of the first `cut` characters of `prev`'s completion (the part a later call keeps)."""
+    if cut >= len(prev.completion):
+        return _completion_tokens(prev, count)
+    if prev.completion_tokens is not None and prev.completion_ids is None:
+        # known total: count only the dropped tail (a short calling block)
+        return prev.completion_tokens - count(prev.completion[cut:])
+    head = count(prev.completion[:cut]) if cut else 0
+    if prev.completion_tokens is None and prev.completion_ids is None:
+        prev.completion_tokens = head + count(prev.completion[cut:])
+    return head
+
+
+def _completion_tokens(call: Call, count) -> int:
     if call.completion_tokens is None:
         if call.completion_ids is not None:
             call.completion_tokens = len(call.completion_ids)
         else:
-            call.completion_tokens = _count(tokenizer, call.completion)
+            call.completion_tokens = count(call.completion) if call.completion else 0
     return call.completion_tokens
 
 
-def critical_path(threads: list[Thread], groups: list[SpawnGroup], tid: int = 0) -> int:
-    """CP of thread `tid`'s subtree (iterative post-order, so deep trees cannot hit the recursion limit)."""
-    cp: dict[int, int] = {}
-    stack = [(tid, False)]
-    while stack:
-        node, expanded = stack.pop()
-        t = threads[node]
-        children = [c for gi in t.groups for c in groups[gi].children]
-        if not expanded:
-            stack.append((node, True))
-            stack.extend((c, False) for c in children)
-            continue
-        own = sum(call.completion_tokens or 0 for call in t.calls)
-        cp[node] = own + sum(max((cp[c] for c in groups[gi].children), default=0) for gi in t.groups)
+def critical_path(
+    threads: list[Thread], groups: list[SpawnGroup], tid: int = 0, generated: list[int] | None = None
+) -> int:
+    """CP of thread `tid`'s subtree: its own generated tokens plus, per spawn, its slowest child's CP.
+
+    A child's id is always larger than its parent's (threads are numbered as they are created),
+    so one pass from the last id down to `tid` has every child's CP before its parent needs it:
+    no recursion, so deep trees cannot hit the recursion limit. `generated` (per-thread
+    generated tokens) is computed when not given.
+    """
+    if generated is None:
+        generated = [sum(c.completion_tokens or 0 for c in t.calls) for t in threads]
+    cp = generated[:]
+    for node in range(len(threads) - 1, tid - 1, -1):
+        for gi in threads[node].groups:
+            children = groups[gi].children
+            if children:
+                cp[node] += max(cp[c] for c in children)
     return cp[tid]
 
 
 def compute_metrics(threads: list[Thread], groups: list[SpawnGroup], tokenizer) -> Metrics:
     """All metrics of an episode's tree (counts tokens first if needed)."""
     count_tokens(threads, tokenizer)
-    generated = [sum(c.completion_tokens for c in t.calls) for t in threads]
+    generated, prefill, max_context, depth, false_claims = [], 0, 0, 0, 0
+    for t in threads:  # one pass: this runs at the end of every episode
+        own = 0
+        for i, c in enumerate(t.calls):
+            own += c.completion_tokens
+            prefill += c.prompt_tokens if i == 0 else c.inserted_tokens
+            max_context = max(max_context, c.prompt_tokens + c.completion_tokens)
+        generated.append(own)
+        depth = max(depth, t.depth)
+        if t.result is not None and t.result.claimed and not t.result.verified:
+            false_claims += 1
     total = sum(generated)
-    prefill = sum(t.calls[0].prompt_tokens + sum(c.inserted_tokens for c in t.calls[1:]) for t in threads)
     return Metrics(
         total_tokens=total,
         prefill_tokens=prefill,
         paper_total_tokens=total + prefill,
-        critical_path_tokens=critical_path(threads, groups),
+        critical_path_tokens=critical_path(threads, groups, 0, generated),
         longest_thread_tokens=max(generated),
-        max_context_tokens=max(c.prompt_tokens + c.completion_tokens for t in threads for c in t.calls),
+        max_context_tokens=max_context,
         num_threads=len(threads),
         num_spawns=len(groups),
-        depth=max(t.depth for t in threads),
-        false_claims=sum(
-            1 for t in threads if t.result is not None and t.result.claimed and not t.result.verified
-        ),
+        depth=depth,
+        false_claims=false_claims,
         rejected_children=sum(len(g.rejected) for g in groups),
     )

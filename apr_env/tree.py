@@ -29,7 +29,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One model call of a thread."""
 
@@ -56,7 +56,7 @@ class Call:
         return self.prompt + self.completion
 
 
-@dataclass
+@dataclass(slots=True)
 class ChildResult:
     """What a finished thread hands back to its parent at join."""
 
@@ -71,7 +71,7 @@ class ChildResult:
     """The answer the thread claimed, verified or not (protocols that vote over claims use it)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class SpawnGroup:
     """Children created by one spawn request, joined together."""
 
@@ -84,9 +84,11 @@ class SpawnGroup:
     rejected: dict[int, str] = field(default_factory=dict)
     """Spawn-order position -> reason, for requested children that were not created."""
     joined: bool = False
+    open: int = 0
+    """Children still running or waiting; the group joins when it reaches 0 (kept by the episode)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Thread:
     """One reasoning thread."""
 

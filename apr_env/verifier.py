@@ -244,16 +244,62 @@ _MAX_PATH_DIGITS = 600
 _LONG_NUMBER = re.compile(rf"\d{{{_MAX_PATH_DIGITS + 1}}}", re.ASCII)
 
 
-def _same_multiset(a: list[int], b: tuple[int, ...]) -> bool:
-    return len(a) == len(b) and sorted(a) == sorted(b)
+def _same_numbers(current: list[int], stated: str) -> bool:
+    """Is the stated list text (``"26, 31"``) the multiset `current`? False when it does not parse."""
+    try:
+        nums = parse_nums(stated)
+    except ValueError:
+        return False
+    return len(nums) == len(current) and sorted(nums) == sorted(current)
+
+
+def _numbers_fail(lineno: int, current: list[int], stated: str, message: str) -> Verdict:
+    """The verdict for a stated number list that is not `current`: unparseable, or inconsistent
+    (`message` may hold ``{stated}``, filled with the parsed list)."""
+    try:
+        nums = list(parse_nums(stated))
+    except ValueError:
+        return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
+    return _fail(INCONSISTENT_STATE, f"line {lineno}: " + message.format(stated=nums), "path")
+
+
+def _unavailable(lineno: int, a: int, b: int, current: list[int], seen: set[int]) -> Verdict:
+    """The verdict for an operation on a number that is not available (checked in the order a, b)."""
+    missing = a if a not in current or (a == b and current.count(a) < 2) else b
+    if missing in seen:
+        return _fail(NUMBER_REUSED, f"line {lineno}: {missing} is not available any more", "path")
+    return _fail(UNKNOWN_NUMBER, f"line {lineno}: {missing} is not one of the available numbers", "path")
+
+
+def _bad_operation(lineno: int, a: int, op: str, b: int, c: int, result: int | None) -> Verdict:
+    """The verdict for an operation the rules forbid (`result` None) or whose stated result is wrong."""
+    if result is None:
+        if op == "-":
+            return _fail(NEGATIVE_RESULT, f"line {lineno}: {a}-{b} is negative", "path")
+        if b == 0:
+            return _fail(DIVISION_BY_ZERO, f"line {lineno}: {a}/{b} divides by zero", "path")
+        return _fail(DIVISION_NOT_EXACT, f"line {lineno}: {a}/{b} is not an exact division", "path")
+    return _fail(WRONG_ARITHMETIC, f"line {lineno}: {a}{op}{b} is {result}, not {c}", "path")
+
+
+def _unparseable(lineno: int, line: str) -> Verdict:
+    return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
 
 
 def verify_path(problem: Problem, text: str) -> Verdict:
-    """Replay an answer path (see `verify`); `text` must already be length-checked."""
+    """Replay an answer path (see `verify`); `text` must already be length-checked.
+
+    Lines are told apart by their first character (every line kind starts with a different
+    one; a line that matches none of the patterns is unparseable whatever it starts with).
+    Stated number lists are compared with the text of the current numbers first (kept up to
+    date per operation) and parsed only when that text differs.
+    """
     current = list(problem.numbers)
+    current_text = ", ".join(map(str, current))
     seen = set(current)  # every value that existed at some point: tells "reused" from "unknown"
     target = problem.target
-    last_op = None
+    target_text = str(target)
+    last_op = None  # (a, op, b, c) strings of the last replayed operation
     long_number = _LONG_NUMBER.search(text) is not None  # one scan; per line only when it is there
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
@@ -265,84 +311,61 @@ def verify_path(problem: Problem, text: str) -> Verdict:
                 f"unparseable at line {lineno}: a number longer than {_MAX_PATH_DIGITS} digits",
                 "path",
             )
-        if line.startswith("Exploring Operation: "):
+        head = line[0]
+        if head == "E":
             m = RE_EXPLORING.fullmatch(line)
             if m is None:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
-            sa, op, sb, sc, stated_text = m.groups()
+                return _unparseable(lineno, line)
+            sa, op, sb, sc, stated = m.groups()
             a, b, c = int(sa), int(sb), int(sc)
-            for x in (a, b) if a != b else (a,):
-                need = 2 if a == b else 1
-                have = current.count(x)
-                if have < need:
-                    if x in seen:
-                        return _fail(NUMBER_REUSED, f"line {lineno}: {x} is not available any more", "path")
-                    return _fail(
-                        UNKNOWN_NUMBER, f"line {lineno}: {x} is not one of the available numbers", "path"
-                    )
+            if a not in current or b not in current or (a == b and current.count(a) < 2):
+                return _unavailable(lineno, a, b, current, seen)
             result = apply_op(a, op, b)
-            if result is None:
-                if op == "-":
-                    return _fail(NEGATIVE_RESULT, f"line {lineno}: {a}-{b} is negative", "path")
-                if b == 0:
-                    return _fail(DIVISION_BY_ZERO, f"line {lineno}: {a}/{b} divides by zero", "path")
-                return _fail(DIVISION_NOT_EXACT, f"line {lineno}: {a}/{b} is not an exact division", "path")
             if result != c:
-                return _fail(WRONG_ARITHMETIC, f"line {lineno}: {a}{op}{b} is {result}, not {c}", "path")
+                return _bad_operation(lineno, a, op, b, c, result)
             current.remove(a)
             current.remove(b)
             current.append(c)
             seen.add(c)
-            if stated_text == ", ".join(map(str, current)):  # same text: same multiset (the usual case)
-                last_op = f"{sa}{op}{sb}={sc}"
-                continue
-            try:
-                stated = parse_nums(stated_text)
-            except ValueError:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
-            if not _same_multiset(current, stated):
-                return _fail(
-                    INCONSISTENT_STATE,
-                    f"line {lineno}: resulting numbers {list(stated)} should be {current}",
-                    "path",
+            current_text = ", ".join(map(str, current))
+            if stated != current_text and not _same_numbers(current, stated):
+                return _numbers_fail(
+                    lineno, current, stated, f"resulting numbers {{stated}} should be {current}"
                 )
-            last_op = f"{sa}{op}{sb}={sc}"
-        elif line.startswith("Current State: "):
+            last_op = (sa, op, sb, sc)
+        elif head == "C":
             m = RE_STATE.fullmatch(line)
             if m is None:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
-            if m.group(1) == str(target) and m.group(2) == ", ".join(map(str, current)):
-                continue
-            try:
-                nums = parse_nums(m.group(2))
-            except ValueError:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
-            if int(m.group(1)) != target or not _same_multiset(current, nums):
+                return _unparseable(lineno, line)
+            stated_target, stated = m.group(1, 2)
+            if stated != current_text and not _same_numbers(current, stated):
+                return _numbers_fail(
+                    lineno, current, stated, f"state {stated_target}:{{stated}} should be {target}:{current}"
+                )
+            if stated_target != target_text and int(stated_target) != target:
                 return _fail(
                     INCONSISTENT_STATE,
-                    f"line {lineno}: state {m.group(1)}:{list(nums)} should be {target}:{current}",
+                    f"line {lineno}: state {stated_target}:{list(parse_nums(stated))} should be {target}:{current}",
                     "path",
                 )
-        elif line.startswith("Generated Node #"):
+        elif head == "G":
             m = RE_GENERATED.fullmatch(line)
             if m is None:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
-            try:
-                nums = parse_nums(m.group(3))
-            except ValueError:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: bad number list", "path")
-            op = f"{m.group(4)}{m.group(5)}{m.group(6)}={m.group(7)}"
-            if int(m.group(2)) != target or op != last_op or not _same_multiset(current, nums):
+                return _unparseable(lineno, line)
+            stated = m.group(3)
+            if stated != current_text and not _same_numbers(current, stated):
+                return _numbers_fail(lineno, current, stated, "node does not match the last operation")
+            if int(m.group(2)) != target or m.group(4, 5, 6, 7) != last_op:
                 return _fail(
                     INCONSISTENT_STATE, f"line {lineno}: node does not match the last operation", "path"
                 )
-        elif line.startswith("Moving to Node #"):
+        elif head == "M":
             if RE_MOVING.fullmatch(line) is None:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+                return _unparseable(lineno, line)
         else:
             m = RE_GOAL.fullmatch(line)
             if m is None:
-                return _fail(UNPARSEABLE, f"unparseable at line {lineno}: {line[:80]!r}", "path")
+                return _unparseable(lineno, line)
             x, t = int(m.group(1)), int(m.group(2))
             if len(current) > 1:
                 return _fail(

@@ -35,42 +35,39 @@ from apr_env.tree import ChildResult, SpawnGroup, Thread
 
 
 def _node_state(
-    context: str, node_id: str, target: int, depth: int = 0, lookups: dict | None = None
+    context: str, node_id: str, memo: dict, depth: int = 0
 ) -> tuple[tuple[int, ...], list[str]] | None:
     """(nums, ops) of `node_id` as written in `context`, or None when the text never defines it.
 
     Mirrors the official lookup order (section 3.4): a ``Moving to Node #X`` line directly
     followed by a ``Current State`` line wins; otherwise a ``Generated Node #X: ...`` line,
     whose operations are its parent node's plus its own. String searches only; no eval.
+    `memo` remembers nodes already read (siblings share their parent's lookup within one spawn).
     """
     if depth > 64:  # ids are comma paths; deeper than any Countdown tree
         return None
-    if lookups is not None:  # siblings share their parent's lookup within one spawn
-        if node_id not in lookups:
-            lookups[node_id] = _lookup(context, node_id, target, depth, lookups)
-        return lookups[node_id]
-    return _lookup(context, node_id, target, depth, None)
+    if node_id not in memo:
+        memo[node_id] = _read_node(context, node_id, memo, depth)
+    return memo[node_id]
 
 
-def _lookup(context: str, node_id: str, target: int, depth: int, lookups: dict | None):
-    """`_node_state` without the shared-lookup cache."""
-    marker = f"Moving to Node #{node_id}\nCurrent State: "
-    pos = context.rfind(marker)
+def _read_node(context: str, node_id: str, memo: dict, depth: int):
+    """`_node_state` of a node not in `memo`."""
+    pos = context.rfind(f"Moving to Node #{node_id}\nCurrent State: ")
     if pos >= 0:
-        end = context.find("\n", pos + len(marker))
-        line = context[pos + len(marker) - len("Current State: ") : end if end >= 0 else len(context)]
-        parsed = g.parse_state(line)
+        start = context.index("\n", pos) + 1
+        end = context.find("\n", start)
+        parsed = g.parse_state(context[start : end if end >= 0 else len(context)])
         if parsed is not None:
             return parsed[1], parsed[2]
-    marker = f"Generated Node #{node_id}: "
-    pos = context.rfind(marker)
-    if pos < 0 or (pos > 0 and context[pos - 1] != "\n"):
+    pos = context.rfind(f"Generated Node #{node_id}: ")
+    if pos < 0 or (pos > 0 and context[pos - 1] != "\n") or "," not in node_id:
         return None
     end = context.find("\n", pos)
-    m = g.RE_GENERATED.fullmatch(context[pos : end if end >= 0 else len(context)])
-    if m is None or "," not in node_id:
+    m = g.RE_GENERATED.fullmatch(context, pos, end if end >= 0 else len(context))
+    if m is None:
         return None
-    parent = _node_state(context, node_id.rsplit(",", 1)[0], target, depth + 1, lookups)
+    parent = _node_state(context, node_id.rpartition(",")[0], memo, depth + 1)
     if parent is None:
         return None
     try:
@@ -102,20 +99,27 @@ class AprProtocol(Protocol):
 
     def parse_spawn(self, thread: Thread) -> SpawnRequest | None:
         call = thread.calls[-1]
-        completion = call.completion.rstrip("\n")
-        last_nl = completion.rfind("\n")
-        if g.END_CALLING not in completion[last_nl + 1 :]:
+        text = call.completion
+        end = len(text)
+        while end and text[end - 1] == "\n":
+            end -= 1
+        # the usual case, a thread that ends without spawning: look at its last line only
+        if g.END_CALLING not in text[text.rfind("\n", 0, end) + 1 : end]:
             return None
+        completion = text[:end]
         start = completion.rfind(g.CALLING)
         # a malformed request spawns nothing: the parent joins at once and keeps its whole text
         if start < 0:
-            return SpawnRequest([], len(call.context), ["calling_block_without_start"])
+            return SpawnRequest([], len(call.prompt) + len(call.completion), ["calling_block_without_start"])
         if start > 0 and completion[start - 1] != "\n":
-            return SpawnRequest([], len(call.context), ["calling_block_not_at_line_start"])
+            return SpawnRequest(
+                [], len(call.prompt) + len(call.completion), ["calling_block_not_at_line_start"]
+            )
         request_start = len(call.prompt) + start
         children, errors = [], []
         context = call.prompt + call.completion[:start]
-        lookups: dict = {}
+        memo: dict = {}
+        target, level = thread.start.target, str(thread.depth + 1)
         body = completion[start + len(g.CALLING) :].split("\n")
         for line in body[:-1] if body[-1].strip() == g.END_CALLING else body:
             line = line.strip()
@@ -125,18 +129,16 @@ class AprProtocol(Protocol):
             if m is None:
                 errors.append("malformed_spawn_line")
                 continue
-            node_id = m.group(3)
-            if m.group(1) != str(len(children)) or m.group(2) != str(thread.depth + 1):
+            index, line_level, node_id = m.groups()
+            if index != str(len(children)) or line_level != level:
                 errors.append("spawn_index_or_level_mismatch")
-            state = _node_state(context, node_id, thread.start.target, lookups=lookups)
+            state = _node_state(context, node_id, memo)
             if state is None or not state[0]:  # never defined, or a state without numbers
                 children.append(ChildSpec(label=node_id, error="unknown_node"))
                 continue
             nums, ops = state
-            prompt = f"{g.moving_line(node_id)}\n{g.state_line(thread.start.target, nums, ops)}"
-            children.append(
-                ChildSpec(label=node_id, prompt=prompt, start=Problem.trusted(thread.start.target, nums))
-            )
+            prompt = f"{g.moving_line(node_id)}\n{g.state_line(target, nums, ops)}"
+            children.append(ChildSpec(label=node_id, prompt=prompt, start=Problem.trusted(target, nums)))
         if body[-1].strip() != g.END_CALLING:
             errors.append("text_after_end_calling")
         if not children:
@@ -159,7 +161,10 @@ class AprProtocol(Protocol):
         return kept, "\n".join(lines) + "\n"
 
     def extract_answer(self, thread: Thread) -> str | None:
-        return g.extract_answer_path(thread.context)
+        call = thread.calls[-1]
+        if g.GOAL_REACHED not in call.completion and g.GOAL_REACHED not in call.prompt:
+            return None  # the usual child: no goal line anywhere, so no need to build the context
+        return g.extract_answer_path(call.context)
 
     def render_spawn(self, thread: Thread, labels: list[str]) -> str:
         level = thread.depth + 1
