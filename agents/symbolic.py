@@ -162,7 +162,8 @@ class SymbolicAgent(Agent):
         key = (obs.episode, obs.thread)
         child = self._children.get(key)
         if child is None:
-            request = self._requests.get(obs.episode, {}).get(obs.label)
+            requests = self._requests.get(obs.episode)
+            request = None if requests is None else requests.get(obs.label)
             if request is not None:  # the usual case: this agent also played the root's spawn
                 node_id, target, nums, ops = request.node_id, request.target, request.nums, request.ops
                 sub, seed_key = request.beam_size, request.seed_key

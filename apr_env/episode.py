@@ -115,7 +115,7 @@ class Episode:
         self.verdict: Verdict | None = None
         self._generated_bound = 0  # upper bound on generated tokens so far (chars or exact ids)
         self._metrics: Metrics | None = None
-        if not self._fits(root, root.calls[0].prompt):
+        if not self._fits(root):
             self._end_episode("prompt_exceeds_context_window", truncated=True)
 
     # ----------------------------------------------------------------------------------
@@ -126,6 +126,11 @@ class Episode:
     def runnable(self) -> list[int]:
         """Ids of running threads, in scheduling order (head acts next)."""
         return list(self._queue)
+
+    @property
+    def next_thread(self) -> int | None:
+        """The thread that acts next in sequential play (the queue's head), or None when none can."""
+        return self._queue[0] if self._queue else None
 
     def observation(self, tid: int) -> str:
         """The context thread `tid` would continue: its current prompt plus what it generated in this call."""
@@ -261,10 +266,17 @@ class Episode:
         # `separate` looks only at the context's last character: no need to build the context
         return text + self.protocol.separate(text[-1:] or _tail(thread), rendered)
 
-    def _fits(self, thread: Thread, prompt: str) -> bool:
-        if len(prompt) + 2 <= self.limits.context_window:
+    def _fits(self, thread: Thread) -> bool:
+        """Does the prompt of the thread's latest call fit its context window?
+
+        Counted the way the metrics count it (a resumed thread's prompt builds on its earlier
+        calls' counts), so the check and the reported context agree and nothing is counted twice.
+        """
+        call = thread.calls[-1]
+        if len(call.prompt) + 2 <= self.limits.context_window:  # every token covers >= 1 character
             return True
-        return self.tokenizer.count(prompt) <= self.limits.context_window
+        count_tokens([thread], self.tokenizer)
+        return call.prompt_tokens <= self.limits.context_window
 
     def _append(self, thread: Thread, call: Call, text: str, ids, meta: dict | None = None) -> bool:
         """Add generated text to the call, enforcing the window and the token budget. False if t ended."""
@@ -324,7 +336,7 @@ class Episode:
                 continue
             prompt = sibling.context + block
             sibling.calls.append(Call(prompt=prompt, inserted=block, kept=len(sibling.context)))
-            if not self._fits(sibling, prompt):
+            if not self._fits(sibling):
                 self._end_thread(sibling, Status.FAILED, "context_window")
 
     def _spawn(self, parent: Thread, request) -> None:
@@ -361,7 +373,7 @@ class Episode:
             )
             self.threads.append(child)
             group.children.append(child.id)
-            if self._fits(child, spec.prompt):
+            if self._fits(child):
                 self._queue.append(child.id)
                 group.open += 1
             else:  # ended here, not via _end_thread: the group must not join before all children exist
@@ -419,7 +431,7 @@ class Episode:
         kept, inserted = self.protocol.join(parent, group, self._request_starts[gi], results)
         parent.calls.append(Call(prompt=kept + inserted, inserted=inserted, kept=len(kept)))
         parent.status = Status.RUNNING
-        if self._fits(parent, kept + inserted):
+        if self._fits(parent):
             self._queue.append(parent.id)
         else:
             self._end_thread(parent, Status.FAILED, "context_window", queued=False)

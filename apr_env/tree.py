@@ -126,7 +126,7 @@ def compact_tree(threads: list[Thread], groups: list[SpawnGroup]) -> list[dict]:
     """A JSON-friendly summary: one dict per thread (ids, label, status, reason, tokens, children)."""
     out = []
     for t in threads:
-        children = [c for g in t.groups for c in groups[g].children]
+        children = [c for g in t.groups for c in groups[g].children] if t.groups else []
         out.append(
             {
                 "id": t.id,
@@ -136,7 +136,7 @@ def compact_tree(threads: list[Thread], groups: list[SpawnGroup]) -> list[dict]:
                 "status": t.status.value,
                 "reason": t.reason,
                 "calls": len(t.calls),
-                "generated_tokens": sum(c.completion_tokens or 0 for c in t.calls),
+                "generated_tokens": sum([c.completion_tokens or 0 for c in t.calls]),
                 "children": children,
                 "answer_verified": None if t.result is None else t.result.verified,
             }

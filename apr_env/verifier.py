@@ -355,7 +355,7 @@ def verify_path(problem: Problem, text: str) -> Verdict:
             stated = m.group(3)
             if stated != current_text and not _same_numbers(current, stated):
                 return _numbers_fail(lineno, current, stated, "node does not match the last operation")
-            if int(m.group(2)) != target or m.group(4, 5, 6, 7) != last_op:
+            if m.group(4, 5, 6, 7) != last_op or (m.group(2) != target_text and int(m.group(2)) != target):
                 return _fail(
                     INCONSISTENT_STATE, f"line {lineno}: node does not match the last operation", "path"
                 )

@@ -593,3 +593,105 @@ def test_adversarial_inputs_at_the_size_limit_give_a_verdict(answer):
 def test_deep_parentheses_around_a_correct_expression_are_still_correct():
     # The parser is iterative: nesting depth 4,990 does not hit Python's recursion limit.
     assert verify(P10, ADVERSARIAL["deep-parentheses"]).correct
+
+
+# --------------------------------------------------------------------------------------
+# Answer paths: the tuned replay agrees with the plain one on any edit of a real path
+# --------------------------------------------------------------------------------------
+
+
+def _solver_answer_paths(n: int = 40) -> list[tuple[Problem, str]]:
+    """(problem, answer path) of solved APR traces: every line kind, nested node ids, real joins."""
+    from agents.apr_solver import apr_trace
+
+    out = []
+    for i, problem in enumerate(generate_problems(4 * n, seed=5)):
+        record = apr_trace(problem, seed=i)
+        if record["solved"]:
+            out.append((problem, g.extract_answer_path(record["trace_dict"]["main_calls"][-1])))
+        if len(out) == n:
+            break
+    return out
+
+
+_SOLVED = _solver_answer_paths()
+_NUMBER = re.compile(r"\d+")
+
+
+def _edit_lines(text: str, edits) -> str:
+    """Line-level edits a policy could make: numbers, operators, order, dropped or repeated lines."""
+    lines = text.split("\n")
+    for kind, i, j, value in edits:
+        k = i % len(lines)
+        line = lines[k]
+        numbers = list(_NUMBER.finditer(line))
+        if kind == "number" and numbers:
+            m = numbers[j % len(numbers)]
+            line = line[: m.start()] + value + line[m.end() :]
+        elif kind == "operator":
+            line = re.sub(r"[-+*/](?=\d+=)", value[:1] or "+", line, count=1)
+        elif kind == "swap" and len(lines) > 1:
+            lines[k], lines[(k + 1) % len(lines)] = lines[(k + 1) % len(lines)], lines[k]
+            continue
+        elif kind == "drop" and len(lines) > 1:
+            del lines[k]
+            continue
+        elif kind == "repeat":
+            lines.insert(k, line)
+            continue
+        elif kind == "pad":
+            line = value.replace("x", line)
+        lines[k] = line
+    return "\n".join(lines)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    case=st.sampled_from(_SOLVED),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["number", "operator", "swap", "drop", "repeat", "pad"]),
+            st.integers(0, 200),
+            st.integers(0, 20),
+            st.sampled_from(
+                [
+                    "0",
+                    "1",
+                    "2",
+                    "7",
+                    "07",
+                    "12",
+                    "99",
+                    "100",
+                    "1000",
+                    " 3",
+                    "+",
+                    "-",
+                    "*",
+                    "/",
+                    "x ",
+                    " x",
+                    "\tx",
+                    "",
+                    "x\r",
+                ]
+            ),
+        ),
+        max_size=3,
+    ),
+)
+def test_tuned_path_replay_gives_the_plain_replays_verdict(case, edits):
+    from reference_path_verifier import reference_verify_path
+
+    problem, answer = case
+    text = _edit_lines(answer, edits)
+    got, want = v.verify_path(problem, text), reference_verify_path(problem, text)
+    assert (got.correct, got.code, got.reason) == (want.correct, want.code, want.reason), text
+
+
+def test_unedited_solver_paths_verify_in_both_replays():
+    from reference_path_verifier import reference_verify_path
+
+    assert len(_SOLVED) == 40
+    for problem, answer in _SOLVED:
+        assert v.verify_path(problem, answer).correct and reference_verify_path(problem, answer).correct

@@ -111,11 +111,11 @@ class APRCountdownEnv(gym.Env):
         ep = self.episode
         if ep.done:
             raise gym.error.ResetNeeded("The episode is over (terminated or truncated); call reset.")
-        tid = ep.runnable[0]
+        tid = ep.next_thread
         event = ep.act(tid, action)
         info = {"thread": tid, "event": event, "runnable": ep.runnable}
         if not ep.done:
-            return self._obs(ep.runnable[0]), 0.0, False, False, info
+            return self._obs(ep.next_thread), 0.0, False, False, info
         summary = ep.summary()
         info.update(summary)
         return self._obs(0), float(summary["reward"]), not ep.truncated, ep.truncated, info
