@@ -67,7 +67,12 @@ def cmd_data_traces(args: argparse.Namespace) -> int:
     problems = (
         load_problems(args.problems) if args.problems else generate_problems(args.n, seed=args.problem_seed)
     )
-    records = build_traces(problems, args.protocol, seed=args.seed, workers=args.workers, progress=True)
+    token_stats = (
+        False if args.token_stats is None else (None if args.token_stats == "countdown" else args.token_stats)
+    )
+    records = build_traces(
+        problems, args.protocol, seed=args.seed, workers=args.workers, progress=True, token_stats=token_stats
+    )
     traces, segs = write_traces(records, args.out)
     solved = sum(bool(r["solved"]) for r in records)
     print(f"wrote {len(records)} {args.protocol} traces ({solved} solved) to {traces} and segments to {segs}")
@@ -312,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--problem-seed", type=int, default=0)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--workers", type=int, default=1)
+    d.add_argument(
+        "--token-stats",
+        nargs="?",
+        const="countdown",
+        default=None,
+        metavar="TOKENIZER",
+        help="add the official token statistics to APR records, counted with the Countdown tokenizer "
+        "or with a Hugging Face tokenizer folder (the official files used Llama-2's)",
+    )
     d.add_argument("--out", default="data/traces")
     d.set_defaults(func=cmd_data_traces)
 

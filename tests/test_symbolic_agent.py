@@ -3,6 +3,7 @@ per-problem seeding, every protocol, and the data / bench / show / eval command 
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 
@@ -136,6 +137,48 @@ def test_trace_data_is_identical_for_any_worker_count_and_segments_rebuild_the_t
         assert [s["prompt"] + s["completion"] for s in parents] == rec["trace_dict"]["main_calls"]
         for s in segs:  # the loss-bearing part never contains runtime-inserted join text
             assert "<Sub Searches>" not in s["completion"] and "<End Sub Searches>" not in s["completion"]
+
+
+def test_official_token_stats_follow_the_reference_definition_counted_by_encoding():
+    # Recomputed here from encoded lengths (not `count`), on a problem that spawns twice.
+    from apr_env.tokenizer import default_tokenizer
+    from trainers.data import official_token_stats
+
+    tok = default_tokenizer()
+    record = next(r for r in (apr_trace(p, seed=i) for i, p in enumerate(PROBLEMS)) if r["num_spawns"] >= 2)
+    parents = record["trace_dict"]["main_calls"]
+    children = [c["main_calls"][0] for g in record["trace_dict"]["sub_calls"] for c in g]
+    lengths = [len(tok.encode(t, add_bos=True, add_eos=True)) for t in parents + children]
+    shared = 0
+    for a, b in itertools.pairwise(parents):
+        k = 0
+        while k < min(len(a), len(b)) and a[k] == b[k]:
+            k += 1
+        shared += len(tok.encode(a[:k]))
+    stats = official_token_stats(record)
+    assert stats["token_count"] == sum(lengths) - shared
+    assert stats["longest_seq_token_count"] == max(lengths)
+    assert stats["avg_seq_token_count"] == stats["token_count"] / (len(children) + 1)
+    assert stats["avg_sub_seq_token_count"] == sum(lengths[len(parents) :]) / len(children)
+    assert stats["sub_call_count"] == len(children) / record["num_spawns"]
+    no_spawn = next(r for r in (apr_trace(p, seed=i) for i, p in enumerate(PROBLEMS)) if r["num_spawns"] == 0)
+    assert official_token_stats(no_spawn)["avg_sub_seq_token_count"] == 0
+    assert official_token_stats(no_spawn)["sub_call_count"] == 0
+
+
+def test_trace_data_carries_the_official_token_stats_when_asked(tmp_path):
+    from trainers.data import official_token_stats
+
+    keys = {"token_count", "longest_seq_token_count", "avg_seq_token_count", "avg_sub_seq_token_count"}
+    plain = build_traces(PROBLEMS[:6], "apr")
+    assert not keys & set(plain[0])
+    with_stats = build_traces(PROBLEMS[:6], "apr", token_stats=None, workers=2, chunk=2)
+    assert [{k: r[k] for k in keys} for r in with_stats] == [
+        {k: official_token_stats(r)[k] for k in keys} for r in plain
+    ]
+    assert not keys & set(build_traces(PROBLEMS[:2], "serial", token_stats=None)[0])  # SoS+ files have none
+    assert cli(["data", "traces", "--n", "3", "--token-stats", "--out", str(tmp_path / "t")]) == 0
+    assert all(keys <= set(t) for t in json.loads((tmp_path / "t" / "traces.json").read_text()))
 
 
 def test_cli_data_traces_bench_show_and_eval_smoke(tmp_path, capsys):

@@ -80,10 +80,13 @@ def _common_prefix(a: str, b: str) -> int:
 def official_token_stats(record: dict, tokenizer=None) -> dict:
     """The token statistics the official generator stores with each APR trace (reference 2.10, 3.9).
 
-    Counted with our tokenizer instead of Llama-2's: per sequence ``bos + text + eos``;
-    ``token_count`` = the sum over all parent segments and children minus the tokens of the
-    common prefix of consecutive parent segments; ``longest_seq_token_count``;
-    ``avg_seq_token_count`` = token_count / (children + 1); ``sub_call_count`` = children per spawn.
+    Counted with `tokenizer` (anything `apr_env.tokenizer.load_tokenizer` accepts; the official
+    files used Llama-2's, pass its folder to match them; default: the Countdown tokenizer).
+    Per sequence (every parent segment and every child, each with its prompt) ``bos + text +
+    eos``; ``token_count`` = the sum over all sequences minus the tokens of the common prefix
+    of consecutive parent segments; ``longest_seq_token_count``; ``avg_seq_token_count`` =
+    token_count / (children + 1); ``avg_sub_seq_token_count`` = the mean child sequence (our
+    reading of the name; 0 without children); ``sub_call_count`` = children per spawn.
     """
     tok = load_tokenizer(tokenizer)
     td = record["trace_dict"]
@@ -93,17 +96,24 @@ def official_token_stats(record: dict, tokenizer=None) -> dict:
     # the character-wise common prefix of consecutive parent segments is what the official count subtracts
     shared = sum(tok.count(a[: _common_prefix(a, b)]) for a, b in itertools.pairwise(parents))
     total = sum(lengths) - shared
+    child_lengths = lengths[len(parents) :]
     return {
         "token_count": total,
         "longest_seq_token_count": max(lengths),
         "avg_seq_token_count": total / (len(children) + 1),
+        "avg_sub_seq_token_count": sum(child_lengths) / len(child_lengths) if child_lengths else 0,
         "sub_call_count": len(children) / len(td["sub_calls"]) if td["sub_calls"] else 0,
     }
 
 
 def _chunk(args: tuple) -> list[dict]:
-    problems, protocol, seed, start = args
-    return [trace_record(p, protocol, episode_seed(seed, start + i)) for i, p in enumerate(problems)]
+    problems, protocol, seed, start, token_stats = args
+    records = [trace_record(p, protocol, episode_seed(seed, start + i)) for i, p in enumerate(problems)]
+    if token_stats is not False and protocol == "apr":
+        tok = load_tokenizer(token_stats)
+        for record in records:
+            record.update(official_token_stats(record, tok))
+    return records
 
 
 def build_traces(
@@ -114,9 +124,15 @@ def build_traces(
     workers: int = 1,
     progress: bool = False,
     chunk: int = 256,
+    token_stats=False,
 ) -> list[dict]:
-    """Trace records for `problems` (same output for any `workers`/`chunk`)."""
-    jobs = [(problems[s : s + chunk], protocol, seed, s) for s in range(0, len(problems), chunk)]
+    """Trace records for `problems` (same output for any `workers`/`chunk`).
+
+    `token_stats`: False (default) leaves the official token statistics out; None adds them
+    counted with the Countdown tokenizer, a Hugging Face tokenizer folder (e.g. Llama-2's, as
+    the official files) adds them counted with it (APR only; see `official_token_stats`).
+    """
+    jobs = [(problems[s : s + chunk], protocol, seed, s, token_stats) for s in range(0, len(problems), chunk)]
     bar = progress_bar(len(problems), enabled=progress, desc=f"{protocol} traces", unit="trace")
     out: list[dict] = []
     if workers > 1 and len(jobs) > 1:
