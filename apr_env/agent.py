@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from apr_env.episode import Episode
 from apr_env.problem import Problem
 
 
-@dataclass(frozen=True)
-class ThreadObservation:
-    """What an agent sees of one runnable thread."""
+class ThreadObservation(NamedTuple):
+    """What an agent sees of one runnable thread (an immutable record, built once per step)."""
 
     episode: int
     """Key of the episode within the caller's run (stable while the episode lives)."""

@@ -95,6 +95,8 @@ class Episode:
         self.limits = limits or Limits()
         self.tokenizer = load_tokenizer(tokenizer)
         self.reward_config = reward or RewardConfig()
+        # only protocols that override `board_update` send siblings anything; skip the call otherwise
+        self._shares_board = type(self.protocol).board_update is not Protocol.board_update
         root = Thread(
             id=0,
             parent=None,
@@ -187,12 +189,15 @@ class Episode:
         if thread.status is not Status.RUNNING:
             self.format_errors.append((tid, f"action_while_{thread.status.value}"))
             return "ignored"
-        act = coerce_action(action)
-        if isinstance(act, str):
-            self._end_thread(thread, Status.FAILED, act)
-            return "fail"
-        ids = act.token_ids if isinstance(act, Text) else None
-        text = self._clean(thread, act.text, separate=ids is None)
+        if type(action) is str:  # plain text, the usual action: no action object to build
+            act, raw, ids = None, action, None
+        else:
+            act = coerce_action(action)
+            if isinstance(act, str):
+                self._end_thread(thread, Status.FAILED, act)
+                return "fail"
+            raw, ids = act.text, (act.token_ids if isinstance(act, Text) else None)
+        text = self._clean(thread, raw, separate=ids is None)
         if isinstance(act, Spawn) and not self.protocol.can_spawn:
             self._end_thread(thread, Status.FAILED, "spawn_not_supported")
             return "fail"
@@ -210,7 +215,7 @@ class Episode:
             return "fail"
         if self.done:
             return "fail"
-        if thread.parent is not None:
+        if thread.parent is not None and self._shares_board:
             self._share(thread, text)
         if isinstance(act, Text) and act.partial:
             self._queue.append(tid)
