@@ -88,10 +88,14 @@ class Protocol(abc.ABC):
         """The problem a thread's answer is verified against (default: its start state)."""
         return thread.start
 
-    def separate(self, context: str, text: str) -> str:
+    def separate(self, tail: str, text: str) -> str:
         """Line discipline: text that does not start a new line after a context that does not end one
-        gets a ``\\n`` in front, so actions can be given as whole lines. Token-id actions are never changed."""
-        if text and context and text[0] != "\n" and context[-1] != "\n":
+        gets a ``\\n`` in front, so actions can be given as whole lines. Token-id actions are never changed.
+
+        `tail` is the last character of the thread's context ('' when the context is empty): the
+        episode passes only that, so it never builds a long context just to look at its end.
+        """
+        if text and tail and text[0] != "\n" and tail[-1] != "\n":
             return "\n" + text
         return text
 
