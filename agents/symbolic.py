@@ -101,6 +101,7 @@ class SymbolicAgent(Agent):
         self._roots: dict[int, apr_solver.AprRootSearch] = {}
         self._children: dict[tuple[int, int], BoardChildSearch] = {}
         self._requests: dict[int, dict[str, apr_solver.SpawnRequest]] = {}
+        self._ready: dict[int, dict[str, str]] = {}  # episode -> node id -> a spawned child's text
 
     def act(self, observations: Sequence[ThreadObservation]) -> list:
         return [self._act(o) for o in observations]
@@ -108,6 +109,7 @@ class SymbolicAgent(Agent):
     def end_episode(self, episode: int) -> None:
         self._roots.pop(episode, None)
         self._requests.pop(episode, None)
+        self._ready.pop(episode, None)
         for key in [k for k in self._children if k[0] == episode]:
             del self._children[key]
 
@@ -156,9 +158,21 @@ class SymbolicAgent(Agent):
         segment = root.next_segment()
         if segment.spawns:  # the children's start states, so they need not be parsed back from prompts
             self._requests[obs.episode] = {r.node_id: r for r in segment.spawns}
+            if obs.protocol != "broadcast":
+                # Search every child now, back to back, as a runtime launches a spawn's children
+                # together; each child's step then returns its text. Same texts (each child has
+                # its own stream), and the solver runs ~8% faster than when every search is
+                # interleaved with the environment's steps (benchmarks/agents_side_by_side.py).
+                self._ready[obs.episode] = {
+                    r.node_id: apr_solver.ChildSearch.from_request(r).run() for r in segment.spawns
+                }
         return segment.text
 
     def _apr_child(self, obs: ThreadObservation):
+        ready = self._ready.get(obs.episode)
+        text = None if ready is None else ready.pop(obs.label, None)
+        if text is not None:
+            return text
         key = (obs.episode, obs.thread)
         child = self._children.get(key)
         if child is None:
