@@ -56,6 +56,13 @@ def goal_line(value: int, target: int) -> str:
     return f"{value},{target} equal: Goal Reached"
 
 
+def answer_text(target: int, answer: str | None) -> str:
+    """How a search thread ends: the goal line and the answer path, or ``No solution found.``."""
+    if answer is None:
+        return NO_SOLUTION + "\n"
+    return f"{goal_line(target, target)}\n{answer.strip()}\n"
+
+
 def unequal_line(value: int, target: int) -> str:
     return f"{value},{target} unequal: No Solution"
 

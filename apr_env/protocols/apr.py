@@ -119,7 +119,7 @@ class AprProtocol(Protocol):
         children, errors = [], []
         context = call.prompt + call.completion[:start]
         memo: dict = {}
-        target, level = thread.start.target, str(thread.depth + 1)
+        level = str(thread.depth + 1)
         body = completion[start + len(g.CALLING) :].split("\n")
         for line in body[:-1] if body[-1].strip() == g.END_CALLING else body:
             line = line.strip()
@@ -132,18 +132,27 @@ class AprProtocol(Protocol):
             index, line_level, node_id = m.groups()
             if index != str(len(children)) or line_level != level:
                 errors.append("spawn_index_or_level_mismatch")
-            state = _node_state(context, node_id, memo)
-            if state is None or not state[0]:  # never defined, or a state without numbers
-                children.append(ChildSpec(label=node_id, error="unknown_node"))
-                continue
-            nums, ops = state
-            prompt = f"{g.moving_line(node_id)}\n{g.state_line(target, nums, ops)}"
-            children.append(ChildSpec(label=node_id, prompt=prompt, start=Problem.trusted(target, nums)))
+            children.append(self.child_spec(thread, len(children), node_id, context, memo))
         if body[-1].strip() != g.END_CALLING:
             errors.append("text_after_end_calling")
         if not children:
             errors.append("empty_spawn")
         return SpawnRequest(children, request_start, errors)
+
+    def child_spec(self, thread: Thread, index: int, node_id: str, context: str, memo: dict) -> ChildSpec:
+        """Child `index` of a spawn at `node_id`: its start state read from `context` (the parent's
+        text before the calling block; `memo` is shared by the siblings), or an 'unknown_node' error."""
+        state = _node_state(context, node_id, memo)
+        if state is None or not state[0]:  # never defined, or a state without numbers
+            return ChildSpec(label=node_id, error="unknown_node")
+        nums, ops = state
+        target = thread.start.target
+        prompt = self.child_prompt(thread, index, node_id, context, g.state_line(target, nums, ops))
+        return ChildSpec(label=node_id, prompt=prompt, start=Problem.trusted(target, nums))
+
+    def child_prompt(self, thread: Thread, index: int, node_id: str, context: str, state_line: str) -> str:
+        """A child's prompt: its node's ``Moving to Node`` and ``Current State`` lines."""
+        return f"{g.moving_line(node_id)}\n{state_line}"
 
     def join(
         self, parent: Thread, group: SpawnGroup, request_start: int, results: list[ChildResult]
@@ -176,9 +185,7 @@ class AprProtocol(Protocol):
         return "\n".join(lines) + "\n"
 
     def render_answer(self, thread: Thread, answer: str | None) -> str:
-        if answer is None:
-            return g.NO_SOLUTION + "\n"
-        return f"{g.goal_line(thread.start.target, thread.start.target)}\n{answer.strip()}\n"
+        return g.answer_text(thread.start.target, answer)
 
     def __repr__(self) -> str:
         return f"AprProtocol(sub_call_budget={self.sub_call_budget})"

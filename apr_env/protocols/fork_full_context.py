@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from apr_env import grammar as g
 from apr_env.protocols.apr import AprProtocol
-from apr_env.protocols.base import ChildSpec, SpawnRequest, register
+from apr_env.protocols.base import register
 from apr_env.tree import Thread
 
 
@@ -33,21 +33,8 @@ class ForkFullContextProtocol(AprProtocol):
 
     name = "fork_full_context"
 
-    def parse_spawn(self, thread: Thread) -> SpawnRequest | None:
-        request = super().parse_spawn(thread)
-        if request is None or request.request_start < 0:
-            return request
-        prefix = thread.context[: request.request_start]
-        level = thread.depth + 1
-        children = []
-        for i, c in enumerate(request.children):
-            if c.error is not None:
-                children.append(c)
-                continue
-            state_line = c.prompt.split("\n", 1)[1]
-            header = g.start_sub_line(i, level, c.label)
-            children.append(ChildSpec(label=c.label, prompt=f"{prefix}{header}\n{state_line}", start=c.start))
-        return SpawnRequest(children, request.request_start, request.format_errors)
+    def child_prompt(self, thread: Thread, index: int, node_id: str, context: str, state_line: str) -> str:
+        return f"{context}{g.start_sub_line(index, thread.depth + 1, node_id)}\n{state_line}"
 
     def extract_answer(self, thread: Thread) -> str | None:
         if thread.parent is None:

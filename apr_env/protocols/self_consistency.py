@@ -31,11 +31,12 @@ Siblings share nothing; critical path = root + slowest child.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from apr_env import grammar as g
 from apr_env.problem import Problem
 from apr_env.protocols.apr import AprProtocol
-from apr_env.protocols.base import ChildSpec, SpawnRequest, register
+from apr_env.protocols.base import ChildSpec, register
 from apr_env.tree import ChildResult, SpawnGroup, Thread
 
 
@@ -75,23 +76,16 @@ class SelfConsistencyProtocol(AprProtocol):
     def root_prompt(self, problem: Problem) -> str:
         return g.state_line(problem.target, problem.numbers, [])
 
-    def parse_spawn(self, thread: Thread) -> SpawnRequest | None:
-        request = super().parse_spawn(thread)
-        if request is None:
-            return None
+    def child_spec(self, thread: Thread, index: int, node_id: str, context: str, memo: dict) -> ChildSpec:
+        if node_id != "0":
+            return ChildSpec(label=node_id, error="self_consistency_children_start_at_root")
         prompt = g.state_line(thread.start.target, thread.start.numbers, [])
-        children = [
-            ChildSpec(label=c.label, prompt=prompt, start=thread.start)
-            if c.label == "0"
-            else ChildSpec(label=c.label, error="self_consistency_children_start_at_root")
-            for c in request.children
-        ]
-        return SpawnRequest(children, request.request_start, request.format_errors)
+        return ChildSpec(label=node_id, prompt=prompt, start=thread.start)
 
     def join(
         self, parent: Thread, group: SpawnGroup, request_start: int, results: list[ChildResult]
     ) -> tuple[str, str]:
-        claims = [ChildResult(r.claim, r.claimed, r.verified, r.reason, r.claim) for r in results]
+        claims = [replace(r, answer=r.claim) for r in results]  # claims, verified or not
         return super().join(parent, group, request_start, claims)
 
     def __repr__(self) -> str:

@@ -48,9 +48,7 @@ class SerialProtocol(Protocol):
         return g.extract_answer_path(thread.context)
 
     def render_answer(self, thread: Thread, answer: str | None) -> str:
-        if answer is None:
-            return g.NO_SOLUTION + "\n"
-        return f"{g.goal_line(thread.start.target, thread.start.target)}\n{answer.strip()}\n"
+        return g.answer_text(thread.start.target, answer)
 
     def __repr__(self) -> str:
         return f"SerialProtocol(token_budget={self.token_budget})"
