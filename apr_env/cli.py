@@ -232,7 +232,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     nodes = {}
     for t in ep.threads:
-        gen = sum(c.completion_tokens or 0 for c in t.calls)
+        gen = t.generated_tokens
         ok = (
             ""
             if t.result is None or not t.result.claimed

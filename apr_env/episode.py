@@ -107,7 +107,6 @@ class Episode:
         )
         self.threads: list[Thread] = [root]
         self.groups: list[SpawnGroup] = []
-        self._request_starts: list[int] = []
         self._queue: deque[int] = deque([0])
         self.format_errors: list[tuple[int, str]] = []
         self.done = False
@@ -198,13 +197,15 @@ class Episode:
                 return "fail"
             raw, ids = act.text, (act.token_ids if isinstance(act, Text) else None)
         text = self._clean(thread, raw, separate=ids is None)
-        if isinstance(act, Spawn) and not self.protocol.can_spawn:
-            self._end_thread(thread, Status.FAILED, "spawn_not_supported")
-            return "fail"
-        if isinstance(act, Spawn):
-            text = self._join_text(thread, text, self.protocol.render_spawn(thread, list(act.labels)))
-        elif isinstance(act, Answer):
-            text = self._join_text(thread, text, self.protocol.render_answer(thread, act.answer))
+        if isinstance(act, (Spawn, Answer)):
+            if isinstance(act, Spawn):
+                rendered, kind = self.protocol.render_spawn(thread, list(act.labels)), "spawn"
+            else:
+                rendered, kind = self.protocol.render_answer(thread, act.answer), "answer"
+            if rendered is None:  # the protocol has no grammar for this structured action
+                self._end_thread(thread, Status.FAILED, f"{kind}_not_supported")
+                return "fail"
+            text = self._join_text(thread, text, rendered)
         call = thread.calls[-1]
         if not text and not ids:  # nothing generated: the thread ends (every other action adds a token)
             self._end_thread(thread, Status.FINISHED, None)
@@ -223,7 +224,7 @@ class Episode:
         if isinstance(act, (Answer, Join)):
             self._end_thread(thread, Status.FINISHED, None, queued=False)
             return "finish"
-        request = self.protocol.parse_spawn(thread) if self.protocol.can_spawn else None
+        request = self.protocol.parse_spawn(thread)
         if request is None:
             self._end_thread(thread, Status.FINISHED, None, queued=False)
             return "finish"
@@ -237,7 +238,13 @@ class Episode:
         that are not running are ignored and recorded. Returns the event per acting id.
         """
         running = sorted(self._queue)
-        status_at_start = {t.id: t.status for t in self.threads}
+        running_set = set(running)
+        # only actions for threads that are not running are decided on their status at the start
+        status_at_start = {
+            tid: self.threads[tid].status
+            for tid in actions
+            if tid not in running_set and isinstance(tid, int) and 0 <= tid < len(self.threads)
+        }
         events = {}
         for tid in running:
             if self.done:
@@ -245,7 +252,7 @@ class Episode:
             if tid in actions:
                 events[tid] = self.act(tid, actions[tid])
         for tid in actions:
-            if tid in events or tid in running:
+            if tid in events or tid in running_set:
                 continue
             # decided on the state at the start of the step: a parent resumed by a join in this
             # step, or a child spawned in it, acts from the next step on
@@ -347,10 +354,11 @@ class Episode:
     def _spawn(self, parent: Thread, request) -> None:
         for code in request.format_errors:
             self.format_errors.append((parent.id, code))
-        group = SpawnGroup(parent=parent.id, call_index=len(parent.calls) - 1)
+        group = SpawnGroup(
+            parent=parent.id, call_index=len(parent.calls) - 1, request_start=request.request_start
+        )
         gi = len(self.groups)
         self.groups.append(group)
-        self._request_starts.append(request.request_start)
         parent.groups.append(gi)
         parent.status = Status.WAITING
         for pos, spec in enumerate(request.children):
@@ -383,7 +391,7 @@ class Episode:
                 group.open += 1
             else:  # ended here, not via _end_thread: the group must not join before all children exist
                 child.status, child.reason = Status.FAILED, "prompt_exceeds_context_window"
-                child.result = ChildResult(None, False, False, child.reason)
+                child.result = self._child_result(child)
         self._maybe_join(gi)
 
     def _child_result(self, thread: Thread) -> ChildResult:
@@ -433,7 +441,7 @@ class Episode:
             for pos in range(len(group.labels))
         ]
         parent = self.threads[group.parent]
-        kept, inserted = self.protocol.join(parent, group, self._request_starts[gi], results)
+        kept, inserted = self.protocol.join(parent, group, group.request_start, results)
         parent.calls.append(Call(prompt=kept + inserted, inserted=inserted, kept=len(kept)))
         parent.status = Status.RUNNING
         if self._fits(parent):

@@ -98,25 +98,21 @@ def _completion_tokens(call: Call, count) -> int:
     return call.completion_tokens
 
 
-def critical_path(
-    threads: list[Thread], groups: list[SpawnGroup], tid: int = 0, generated: list[int] | None = None
-) -> int:
-    """CP of thread `tid`'s subtree: its own generated tokens plus, per spawn, its slowest child's CP.
+def critical_path(threads: list[Thread], groups: list[SpawnGroup], generated: list[int]) -> int:
+    """CP of the tree: the root's own generated tokens plus, per spawn, its slowest child's CP (nested).
 
-    A child's id is always larger than its parent's (threads are numbered as they are created),
-    so one pass from the last id down to `tid` has every child's CP before its parent needs it:
-    no recursion, so deep trees cannot hit the recursion limit. `generated` (per-thread
-    generated tokens) is computed when not given.
+    `generated` holds each thread's generated tokens. A child's id is always larger than its
+    parent's (threads are numbered as they are created), so one pass from the last id down has
+    every child's CP before its parent needs it: no recursion, so deep trees cannot hit the
+    recursion limit.
     """
-    if generated is None:
-        generated = [sum(c.completion_tokens or 0 for c in t.calls) for t in threads]
     cp = generated[:]
-    for node in range(len(threads) - 1, tid - 1, -1):
+    for node in range(len(threads) - 1, -1, -1):
         for gi in threads[node].groups:
             children = groups[gi].children
             if children:
                 cp[node] += max(cp[c] for c in children)
-    return cp[tid]
+    return cp[0]
 
 
 def compute_metrics(threads: list[Thread], groups: list[SpawnGroup], tokenizer) -> Metrics:
@@ -138,7 +134,7 @@ def compute_metrics(threads: list[Thread], groups: list[SpawnGroup], tokenizer) 
         total_tokens=total,
         prefill_tokens=prefill,
         paper_total_tokens=total + prefill,
-        critical_path_tokens=critical_path(threads, groups, 0, generated),
+        critical_path_tokens=critical_path(threads, groups, generated),
         longest_thread_tokens=max(generated),
         max_context_tokens=max_context,
         num_threads=len(threads),

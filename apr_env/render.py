@@ -26,7 +26,7 @@ def render_tree(episode) -> str:
 
     def walk(tid: int, prefix: str, last: bool, root: bool) -> None:
         t = episode.threads[tid]
-        generated = sum(c.completion_tokens or 0 for c in t.calls)
+        generated = t.generated_tokens
         state = (
             t.status.value if t.status in (Status.RUNNING, Status.WAITING) else f"{t.status.value}:{t.reason}"
         )

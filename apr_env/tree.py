@@ -84,6 +84,8 @@ class SpawnGroup:
     rejected: dict[int, str] = field(default_factory=dict)
     """Spawn-order position -> reason, for requested children that were not created."""
     joined: bool = False
+    request_start: int = 0
+    """Character offset in the parent's context where its spawn request begins (the join cuts there)."""
     open: int = 0
     """Children still running or waiting; the group joins when it reaches 0 (kept by the episode)."""
 
@@ -118,6 +120,11 @@ class Thread:
         return self.calls[-1].context
 
     @property
+    def generated_tokens(self) -> int:
+        """Tokens the thread generated over all its calls (counts not filled in yet count as 0)."""
+        return sum([c.completion_tokens or 0 for c in self.calls])
+
+    @property
     def active(self) -> bool:
         return self.status in (Status.RUNNING, Status.WAITING)
 
@@ -136,7 +143,7 @@ def compact_tree(threads: list[Thread], groups: list[SpawnGroup]) -> list[dict]:
                 "status": t.status.value,
                 "reason": t.reason,
                 "calls": len(t.calls),
-                "generated_tokens": sum([c.completion_tokens or 0 for c in t.calls]),
+                "generated_tokens": t.generated_tokens,
                 "children": children,
                 "answer_verified": None if t.result is None else t.result.verified,
             }

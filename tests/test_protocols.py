@@ -16,7 +16,7 @@ import pytest
 
 import apr_env  # noqa: F401  (registers APRCountdown-v0)
 from apr_env import Episode, Limits, Problem
-from apr_env.actions import Spawn
+from apr_env.actions import Answer, Spawn
 from apr_env.errors import UnknownNameError
 from apr_env.protocols import PROTOCOLS, AprProtocol, Protocol, SerialProtocol, get_protocol, register
 
@@ -375,3 +375,28 @@ def test_serial_answer_path_verifies(worked_example, char_tok):
 
 def test_protocol_base_class_has_the_four_abstract_methods():
     assert Protocol.__abstractmethods__ == {"root_prompt", "parse_spawn", "join", "extract_answer"}
+
+
+def test_a_protocol_without_an_answer_grammar_records_a_structured_answer_as_a_failure(char_tok):
+    # The base Protocol has no spawn or answer grammar: both structured actions become recorded outcomes.
+    from apr_env.protocols.base import Protocol
+
+    class Bare(Protocol):
+        name = "bare-test"
+
+        def root_prompt(self, problem):
+            return "go"
+
+        def parse_spawn(self, thread):
+            return None
+
+        def join(self, parent, group, request_start, results):
+            raise AssertionError("never joins")
+
+        def extract_answer(self, thread):
+            return None
+
+    for action, reason in ((Answer("x"), "answer_not_supported"), (Spawn(("0",)), "spawn_not_supported")):
+        ep = Episode(P, Bare(), tokenizer=char_tok)
+        assert ep.act(0, action) == "fail"
+        assert ep.done and ep.threads[0].reason == reason

@@ -48,7 +48,6 @@ class Protocol(abc.ABC):
     """Base class of communication protocols. Subclasses set `name` and implement the abstract methods."""
 
     name: ClassVar[str] = ""
-    can_spawn: ClassVar[bool] = True
 
     @abc.abstractmethod
     def root_prompt(self, problem: Problem) -> str:
@@ -68,13 +67,15 @@ class Protocol(abc.ABC):
     def extract_answer(self, thread: Thread) -> str | None:
         """The answer a finished thread claims (for the root: the episode's answer), or None."""
 
-    def render_spawn(self, thread: Thread, labels: list[str]) -> str:
-        """Text of a spawn request for a structured `Spawn` action."""
-        raise NotImplementedError(f"protocol {self.name!r} has no spawn grammar")
+    def render_spawn(self, thread: Thread, labels: list[str]) -> str | None:
+        """Text of a spawn request for a structured `Spawn` action; None (the default) when the
+        protocol cannot spawn: the episode then fails the thread with 'spawn_not_supported'."""
+        return None
 
-    def render_answer(self, thread: Thread, answer: str | None) -> str:
-        """Text that ends a thread with `answer` (None: no solution), for a structured `Answer` action."""
-        raise NotImplementedError(f"protocol {self.name!r} has no answer grammar")
+    def render_answer(self, thread: Thread, answer: str | None) -> str | None:
+        """Text that ends a thread with `answer` (None: no solution), for a structured `Answer` action;
+        None (the default) when the protocol has no answer grammar ('answer_not_supported')."""
+        return None
 
     def board_update(self, thread: Thread, text: str) -> str | None:
         """Text to insert into the running siblings' contexts after `thread` generated `text`.

@@ -25,7 +25,6 @@ class SerialProtocol(Protocol):
     """
 
     name = "serial"
-    can_spawn = False
 
     def __init__(self, token_budget: int | None = None):
         if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 0):
