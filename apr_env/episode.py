@@ -158,7 +158,7 @@ class Episode:
     def summary(self) -> dict:
         """Outcome, answer, verdict, metrics, reward components and the compact tree (JSON-friendly)."""
         return {
-            "problem": {"target": self.problem.target, "numbers": list(self.problem.numbers)},
+            "problem": self.problem.info(),
             "protocol": self.protocol.name,
             "outcome": self.outcome,
             "truncated": self.truncated,

@@ -79,6 +79,15 @@ class Problem:
             )
         return cls(target=record["target"], numbers=tuple(nums))
 
+    @classmethod
+    def coerce(cls, value) -> Problem:
+        """`value` itself when it is a Problem, else `from_dict(value)`."""
+        return value if isinstance(value, cls) else cls.from_dict(value)
+
+    def info(self) -> dict:
+        """``{"target", "numbers"}``: the problem as the environments report it in ``info``."""
+        return {"target": self.target, "numbers": list(self.numbers)}
+
     def __str__(self) -> str:
         return f"{self.target}:{list(self.numbers)}"
 

@@ -8,7 +8,7 @@ per reset.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from gymnasium import spaces
@@ -70,8 +70,7 @@ class EnvConfig:
             )
             if getattr(self, name) is not None
         }
-        base = self.limits or Limits()
-        self.limits = Limits(**{**{f.name: getattr(base, f.name) for f in fields(Limits)}, **overrides})
+        self.limits = replace(self.limits or Limits(), **overrides)
         if isinstance(self.reward, str):
             self.reward = RewardConfig(kind=self.reward)
         elif isinstance(self.reward, dict):
@@ -81,7 +80,7 @@ class EnvConfig:
         if isinstance(self.generator, dict):
             self.generator = GeneratorConfig.from_kwargs(**self.generator)
         if self.problems is not None:
-            self.problems = [p if isinstance(p, Problem) else Problem.from_dict(p) for p in self.problems]
+            self.problems = [Problem.coerce(p) for p in self.problems]
             if not self.problems:
                 raise ConfigError("problems is an empty list; give at least one problem or None to generate")
         if self.render_mode not in (None, "ansi"):
@@ -93,6 +92,14 @@ class EnvConfig:
     def text_space(self, chars: int) -> spaces.Text:
         return spaces.Text(max_length=chars, min_length=0, charset=CHARSET)
 
+    def context_space(self) -> spaces.Text:
+        """A thread's context as the environments observe it."""
+        return self.text_space(self.limits.context_window * MAX_CHARS_PER_TOKEN)
+
+    def action_space(self) -> spaces.Text:
+        """A text action (a thread's next generation)."""
+        return self.text_space(self.limits.context_window * 8)
+
     def new_episode(self, problem: Problem) -> Episode:
         """An `Episode` of `problem` with this configuration's protocol, limits, tokenizer and reward."""
         return Episode(
@@ -103,8 +110,7 @@ class EnvConfig:
         """The problem of a new episode: options['problem'] / options['index'], else drawn with `rng`."""
         options = options or {}
         if "problem" in options:
-            p = options["problem"]
-            return p if isinstance(p, Problem) else Problem.from_dict(p)
+            return Problem.coerce(options["problem"])
         if self.problems is not None:
             index = options.get("index")
             if index is None:

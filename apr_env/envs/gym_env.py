@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 from gymnasium import spaces
 
-from apr_env.envs.common import MAX_CHARS_PER_TOKEN, EnvConfig
+from apr_env.envs.common import EnvConfig
 from apr_env.episode import Episode
 from apr_env.render import render_tree
 
@@ -82,10 +82,10 @@ class APRCountdownEnv(gym.Env):
         self.observation_space = spaces.Dict(
             {
                 "thread": spaces.Discrete(limits.max_threads),
-                "context": self.config.text_space(limits.context_window * MAX_CHARS_PER_TOKEN),
+                "context": self.config.context_space(),
             }
         )
-        self.action_space = self.config.text_space(limits.context_window * 8)
+        self.action_space = self.config.action_space()
         self.episode: Episode | None = None
 
     def _obs(self, tid: int) -> dict:
@@ -99,7 +99,7 @@ class APRCountdownEnv(gym.Env):
             "thread": 0,
             "event": "reset",
             "runnable": self.episode.runnable,
-            "problem": {"target": problem.target, "numbers": list(problem.numbers)},
+            "problem": problem.info(),
         }
         if self.episode.done:  # a prompt longer than the window: nothing can act
             info.update(self.episode.summary())

@@ -8,7 +8,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from apr_env.envs.common import MAX_CHARS_PER_TOKEN, EnvConfig
+from apr_env.envs.common import EnvConfig
 from apr_env.episode import Episode
 from apr_env.render import render_tree
 
@@ -49,11 +49,11 @@ class APRCountdownParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._obs_space = spaces.Dict(
             {
-                "context": self.config.text_space(limits.context_window * MAX_CHARS_PER_TOKEN),
+                "context": self.config.context_space(),
                 "waiting": spaces.Discrete(2),
             }
         )
-        self._action_space = self.config.text_space(limits.context_window * 8)
+        self._action_space = self.config.action_space()
         self.episode: Episode | None = None
         self.np_random, _ = seeding.np_random(None)
 
@@ -75,9 +75,7 @@ class APRCountdownParallelEnv(ParallelEnv):
         problem = self.config.pick_problem(self.np_random, options)
         self.episode = self.config.new_episode(problem)
         self.agents = [] if self.episode.done else ["t0"]
-        return {"t0": self._obs(0)}, {
-            "t0": {"problem": {"target": problem.target, "numbers": list(problem.numbers)}}
-        }
+        return {"t0": self._obs(0)}, {"t0": {"problem": problem.info()}}
 
     def step(self, actions: dict):
         ep = self.episode
