@@ -238,7 +238,8 @@ class LLMAgent(Agent):
             )
             if forced and state["forced"] < self.config.max_forced_spawns:
                 state["ids"] += [*ids[:-1], self._calling]
-                state["logprobs"] += [*logprobs[: len(ids) - 1], 0.0]
+                if self.config.return_logprob:  # the forced id was not sampled: logprob 0
+                    state["logprobs"] += [*logprobs[: len(ids) - 1], 0.0]
                 state["forced"] += 1
                 self._send(state, out)
                 return

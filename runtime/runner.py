@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -161,12 +162,14 @@ def run_episodes(
 def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
     pending: dict[Future, tuple[int, int]] = {}
     in_flight: set[tuple[int, int]] = set()  # (episode, thread) with a decision pending: one at a time
+    open_requests: Counter[int] = Counter()  # per episode, decisions pending
 
     def submit_runnable() -> None:
         for i, (ep, _) in list(live.items()):
             for tid in ep.runnable:
                 if (i, tid) not in in_flight:
                     in_flight.add((i, tid))
+                    open_requests[i] += 1
                     obs = observe(ep, tid, key=i, seed=episode_seed(config.seed, i))
                     pending[agent.submit(obs)] = (i, tid)
 
@@ -176,9 +179,13 @@ def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
         for fut in done:
             i, tid = pending.pop(fut)
             in_flight.discard((i, tid))
+            open_requests[i] -= 1
+            action = fut.result()  # an agent error propagates: no silent loss of an episode
+            if i not in live:  # a sibling already ended the episode (e.g. the shared token budget)
+                continue
             ep = live[i][0]
-            ep.act(tid, fut.result())  # an agent error propagates: no silent loss of an episode
-            if ep.done or (not ep.runnable and not any(k for k in pending.values() if k[0] == i)):
+            ep.act(tid, action)
+            if ep.done or (not ep.runnable and not open_requests[i]):
                 retire(i)
         admit()
         submit_runnable()

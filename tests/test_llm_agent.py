@@ -152,6 +152,7 @@ def test_a_self_written_sub_searches_is_turned_into_a_spawn():
     assert g.CALLING in root_first["completion"] and "made-up" not in root_first["completion"]
     assert root_first["forced_spawns"] == 1
     assert rec["metrics"]["num_threads"] == 2
+    assert len(root_first["logprobs"]) == len(root_first["output_ids"])  # the forced id has its 0.0
 
 
 def test_backend_failure_propagates_instead_of_losing_the_episode():
@@ -199,3 +200,15 @@ def test_context_window_caps_generation_and_is_recorded():
     )
     assert rec["metrics"]["max_context_tokens"] <= 128
     assert rec["outcome"] in ("no_answer", "context_window")
+
+
+def test_an_episode_ended_by_a_sibling_ignores_the_late_answers_of_the_others():
+    # The shared token budget ends the episode while siblings still have requests in flight;
+    # their answers arrive after the episode is retired and must not crash the runner.
+    entry = GOLDEN[0]
+    for budget in (300, 550, 800):
+        agent = LLMAgent(ScriptBackend(golden_script(entry)), TOK)
+        [rec] = run_episodes(
+            agent, [_problem(entry)], RunConfig(protocol="apr", limits=Limits(max_total_tokens=budget))
+        )
+        assert rec["outcome"] == "token_budget"
