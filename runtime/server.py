@@ -53,7 +53,15 @@ from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult, SamplingParams
+from runtime.backends.base import (
+    Backend,
+    BackendError,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+    is_int_list,
+)
+from runtime.backends.detokenize import make_decode
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +109,8 @@ class ServeConfig:
 
 
 def _is_ids(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) > 0
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    )
+    """A non-empty token-id list."""
+    return bool(value) and is_int_list(value)
 
 
 def _number(d: dict, key: str, default: float, *, integer: bool = False) -> Any:
@@ -137,9 +142,18 @@ def _stop_ids(value: Any, key: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _make_sampling(**kwargs) -> SamplingParams:
+def _sampling(d: dict, *, max_key: str, max_default: int, seed_key: str) -> SamplingParams:
+    """SamplingParams from a request's fields (SGLang and OpenAI name the length and seed differently)."""
     try:
-        return SamplingParams(**kwargs)
+        return SamplingParams(
+            max_new_tokens=_number(d, max_key, max_default, integer=True),
+            temperature=_number(d, "temperature", 1.0),
+            top_p=_number(d, "top_p", 1.0),
+            top_k=_number(d, "top_k", -1, integer=True),
+            stop=_stops(d.get("stop"), "stop"),
+            stop_token_ids=_stop_ids(d.get("stop_token_ids"), "stop_token_ids"),
+            seed=_number(d, seed_key, None, integer=True),
+        )
     except ValueError as err:
         raise BadRequest(str(err)) from err
 
@@ -160,16 +174,7 @@ def sampling_from_sglang(params: Any) -> SamplingParams:
         raise BadRequest(
             f"sampling_params.n must be 1 (send the prompt several times instead), got {params['n']!r}"
         )
-    seed = params.get("sampling_seed")
-    return _make_sampling(
-        max_new_tokens=_number(params, "max_new_tokens", 128, integer=True),
-        temperature=_number(params, "temperature", 1.0),
-        top_p=_number(params, "top_p", 1.0),
-        top_k=_number(params, "top_k", -1, integer=True),
-        stop=_stops(params.get("stop"), "stop"),
-        stop_token_ids=_stop_ids(params.get("stop_token_ids"), "stop_token_ids"),
-        seed=None if seed is None else _number(params, "sampling_seed", 0, integer=True),
-    )
+    return _sampling(params, max_key="max_new_tokens", max_default=128, seed_key="sampling_seed")
 
 
 def _per_item(value: Any, n: int, key: str, batch: bool) -> list:
@@ -224,6 +229,7 @@ class ServerApp:
     def __init__(self, backend: Backend, *, tokenizer=None, model_name: str | None = None):
         self.backend = backend
         self.tokenizer = tokenizer if tokenizer is not None else getattr(backend, "tokenizer", None)
+        self._decode = make_decode(self.tokenizer)
         self.model_path = model_name or getattr(backend, "model_path", None) or type(backend).__name__
         self.model_name = model_name or str(self.model_path)
 
@@ -231,10 +237,6 @@ class ServerApp:
         if self.tokenizer is None:
             raise BadRequest("text prompts need a tokenizer and this server has none; send input_ids instead")
         return list(self.tokenizer.encode(text))
-
-    def _run(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        futures = [self.backend.submit(r) for r in requests]  # all in flight before waiting: batched
-        return [f.result() for f in futures]
 
     def generate(self, body: Any) -> Any:
         if not isinstance(body, dict):
@@ -270,7 +272,7 @@ class ServerApp:
             GenerationRequest(input_ids=list(p), sampling=sampling_from_sglang(sp), return_logprob=bool(lp))
             for p, sp, lp in zip(prompts, params, logprob_flags)
         ]
-        outs = [sglang_output(r, bool(lp)) for r, lp in zip(self._run(requests), logprob_flags)]
+        outs = [sglang_output(r, bool(lp)) for r, lp in zip(self.backend.generate(requests), logprob_flags)]
         return outs if batch else outs[0]
 
     def completions(self, body: Any) -> dict:
@@ -297,20 +299,11 @@ class ServerApp:
             isinstance(logprobs, bool) or not isinstance(logprobs, int) or logprobs < 0
         ):
             raise BadRequest(f"logprobs must be a non-negative integer or null, got {logprobs!r}")
-        seed = body.get("seed")
-        sampling = _make_sampling(
-            max_new_tokens=_number(body, "max_tokens", 16, integer=True),
-            temperature=_number(body, "temperature", 1.0),
-            top_p=_number(body, "top_p", 1.0),
-            top_k=_number(body, "top_k", -1, integer=True),
-            stop=_stops(body.get("stop"), "stop"),
-            stop_token_ids=_stop_ids(body.get("stop_token_ids"), "stop_token_ids"),
-            seed=None if seed is None else _number(body, "seed", 0, integer=True),
-        )
+        sampling = _sampling(body, max_key="max_tokens", max_default=16, seed_key="seed")
         requests = [
             GenerationRequest(list(p), sampling, return_logprob=logprobs is not None) for p in prompts
         ]
-        results = self._run(requests)
+        results = self.backend.generate(requests)
         choices = [
             self._choice(
                 i,
@@ -340,7 +333,7 @@ class ServerApp:
     def _token_str(self, token_id: int, as_ids: bool) -> str:
         if as_ids or self.tokenizer is None:
             return f"token_id:{token_id}"
-        return self.tokenizer.decode([token_id], skip_special_tokens=False)
+        return self._decode([token_id])
 
     def _choice(
         self, index: int, r: GenerationResult, want_logprobs: bool, want_ids: bool, as_ids: bool

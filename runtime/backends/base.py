@@ -19,6 +19,7 @@ import abc
 import itertools
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 _ids = itertools.count()
 
@@ -91,6 +92,15 @@ class GenerationResult:
     @property
     def completion_tokens(self) -> int:
         return len(self.output_ids)
+
+
+FINISH_REASONS = frozenset({"stop", "length", "abort"})
+"""The values of `GenerationResult.finish_reason`."""
+
+
+def is_int_list(value: Any) -> bool:
+    """A JSON list of ints (bools excluded): what a token-id field must be."""
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 class Backend(abc.ABC):

@@ -29,11 +29,6 @@ def response_field_error(
     )
 
 
-def is_int_list(value: Any) -> bool:
-    """A JSON list of ints (bools excluded): what a token-id field must be."""
-    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-
-
 class PooledHTTPBackend(Backend):
     """Base class: `submit` runs `_generate_one` on a bounded thread pool over one `HTTPTransport`."""
 
@@ -72,6 +67,27 @@ class PooledHTTPBackend(Backend):
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         raise NotImplementedError
+
+    def _send_json(self, method: str, path: str, **kwargs) -> tuple[Any, str]:
+        """`HTTPTransport.send_json`, where a `close` during the call is a BackendError, not httpx's RuntimeError."""
+        try:
+            return self.transport.send_json(method, path, **kwargs)
+        except BackendError:
+            raise
+        except RuntimeError as err:  # httpx refuses to send on a closed client
+            raise BackendError(
+                f"{type(self).__name__}({self.urls}) was closed while the request ran"
+            ) from err
+
+    def _all_healthy(self, path: str) -> bool:
+        """True when every server answers ``GET path`` with 2xx. One attempt each, never raises."""
+        for base in self.transport.bases:
+            try:
+                if not self.transport.client.get(base + path).is_success:
+                    return False
+            except Exception:  # any transport failure means "not healthy"
+                return False
+        return True
 
     def close(self) -> None:
         self._closed = True

@@ -33,12 +33,12 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from runtime.backends.base import BackendError, GenerationRequest, GenerationResult
-from runtime.backends.http_backend import PooledHTTPBackend, is_int_list, response_field_error
+from runtime.backends.base import FINISH_REASONS, GenerationRequest, GenerationResult, is_int_list
+from runtime.backends.detokenize import make_decode
+from runtime.backends.http_backend import PooledHTTPBackend, response_field_error
 from runtime.backends.http_errors import BackendResponseError
 from runtime.backends.http_policy import HTTPPolicy
 
-_FINISH = {"stop": "stop", "length": "length", "abort": "abort"}
 _TOKEN_ID_PREFIX = "token_id:"
 
 
@@ -141,6 +141,7 @@ class OpenAIBackend(PooledHTTPBackend):
         )
         self.model = model
         self.tokenizer = tokenizer
+        self._decode = make_decode(tokenizer)
         self.extensions = extensions
         self.retokenize_fallback = retokenize_fallback
         self.retokenized_results = 0
@@ -151,7 +152,7 @@ class OpenAIBackend(PooledHTTPBackend):
         """The model name sent with requests (asks ``/v1/models`` the first time if none was given)."""
         with self._lock:
             if self.model is None:
-                data, url = self.transport.send_json("GET", "/v1/models", base=self.transport.bases[0])
+                data, url = self._send_json("GET", "/v1/models", base=self.transport.bases[0])
                 try:
                     self.model = str(data["data"][0]["id"])
                 except (KeyError, IndexError, TypeError) as err:
@@ -164,13 +165,8 @@ class OpenAIBackend(PooledHTTPBackend):
             return GenerationResult(
                 request.request_id, [], "", "length", prompt_tokens=len(request.input_ids)
             )
-        try:
-            body = build_completion_body(request, model=self.resolved_model(), extensions=self.extensions)
-            data, url = self.transport.send_json("POST", "/v1/completions", json=body)
-        except BackendError:
-            raise
-        except RuntimeError as err:  # httpx refuses to send on a closed client
-            raise BackendError(f"OpenAIBackend({self.urls}) was closed while the request ran") from err
+        body = build_completion_body(request, model=self.resolved_model(), extensions=self.extensions)
+        data, url = self._send_json("POST", "/v1/completions", json=body)
         return self.parse_response(data, request, url=url, elapsed_s=time.perf_counter() - start)
 
     def parse_response(
@@ -190,7 +186,7 @@ class OpenAIBackend(PooledHTTPBackend):
         if not isinstance(text, str):
             raise _bad(data, "choices[0].text", url, "is missing or not a string")
         finish = choice.get("finish_reason")
-        if finish not in _FINISH:
+        if finish not in FINISH_REASONS:
             raise _bad(data, "choices[0].finish_reason", url, f"is {finish!r}; expected stop|length|abort")
         logprobs_obj = choice.get("logprobs")
         if logprobs_obj is not None and not isinstance(logprobs_obj, dict):
@@ -244,13 +240,13 @@ class OpenAIBackend(PooledHTTPBackend):
         details = usage.get("prompt_tokens_details")
         cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
         if self.tokenizer is not None and exact:
-            text = self.tokenizer.decode(output_ids, skip_special_tokens=False)
+            text = self._decode(output_ids)
         matched = choice.get("matched_stop", choice.get("stop_reason"))
         return GenerationResult(
             request_id=request.request_id,
             output_ids=output_ids,
             text=text,
-            finish_reason=_FINISH[finish],
+            finish_reason=finish,
             matched_stop=matched if finish == "stop" else None,
             logprobs=logprobs,
             prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else len(request.input_ids),

@@ -49,12 +49,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from runtime.backends.base import BackendError, GenerationRequest, GenerationResult
-from runtime.backends.http_backend import PooledHTTPBackend, is_int_list, response_field_error
+from runtime.backends.base import FINISH_REASONS, GenerationRequest, GenerationResult, is_int_list
+from runtime.backends.detokenize import make_decode
+from runtime.backends.http_backend import PooledHTTPBackend, response_field_error
 from runtime.backends.http_errors import BackendResponseError, body_excerpt
 from runtime.backends.http_policy import HTTPPolicy
-
-_FINISH_TYPES = {"stop": "stop", "length": "length", "abort": "abort"}
 
 
 def build_generate_body(request: GenerationRequest, *, always_return_logprob: bool = False) -> dict:
@@ -88,12 +87,12 @@ def _missing(data: Any, path: str, url: str, why: str = "is missing") -> Backend
 
 def parse_finish_reason(finish: Any, data: Any, url: str) -> tuple[str, int | str | None]:
     """SGLang's ``meta_info.finish_reason`` dict -> (finish_reason, matched_stop)."""
-    if not isinstance(finish, dict) or finish.get("type") not in _FINISH_TYPES:
+    if not isinstance(finish, dict) or finish.get("type") not in FINISH_REASONS:
         raise _missing(
             data, "meta_info.finish_reason", url, f"is {finish!r}; expected type stop|length|abort"
         )
     matched = finish.get("matched") if finish["type"] == "stop" else None
-    return _FINISH_TYPES[finish["type"]], matched
+    return finish["type"], matched
 
 
 def parse_generate_response(
@@ -153,7 +152,7 @@ def parse_generate_response(
         logprobs = [float(e[0]) for e in entries]
 
     if tokenizer is not None:
-        text = tokenizer.decode(output_ids, skip_special_tokens=False)
+        text = make_decode(tokenizer)(output_ids)  # as every backend decodes: specials kept, no clean-up
     elif isinstance(data.get("text"), str):
         text = data["text"]
     else:
@@ -216,12 +215,7 @@ class SGLangBackend(PooledHTTPBackend):
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         body = build_generate_body(request, always_return_logprob=self.always_return_logprob)
         start = time.perf_counter()
-        try:
-            data, url = self.transport.send_json("POST", "/generate", json=body)
-        except BackendError:
-            raise
-        except RuntimeError as err:  # httpx refuses to send on a closed client
-            raise BackendError(f"SGLangBackend({self.urls}) was closed while the request ran") from err
+        data, url = self._send_json("POST", "/generate", json=body)
         return parse_generate_response(
             data, request, url=url, tokenizer=self.tokenizer, elapsed_s=time.perf_counter() - start
         )
@@ -229,15 +223,7 @@ class SGLangBackend(PooledHTTPBackend):
     def health(self, *, generate: bool = False) -> bool:
         """True when every server answers ``/health`` (or ``/health_generate``, which runs a
         one-token generation) with 2xx. One attempt per server, no retries, never raises."""
-        path = "/health_generate" if generate else "/health"
-        for base in self.transport.bases:
-            try:
-                response = self.transport.client.get(base + path)
-            except Exception:  # any transport failure means "not healthy"
-                return False
-            if not response.is_success:
-                return False
-        return True
+        return self._all_healthy("/health_generate" if generate else "/health")
 
     def flush_cache(self) -> None:
         """Empty every server's prefix (radix) cache. SGLang skips it while requests are running."""
@@ -270,6 +256,6 @@ class SGLangBackend(PooledHTTPBackend):
         data, url = self.transport.send_json("GET", "/get_model_info", base=self.transport.bases[0])
         if not isinstance(data, dict):
             raise BackendResponseError(
-                "/get_model_info did not return an object", url=url, body=str(data)[:200]
+                "/get_model_info did not return an object", url=url, body=body_excerpt(str(data))
             )
         return data
