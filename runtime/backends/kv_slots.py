@@ -79,9 +79,13 @@ class SlotKVCache(Cache):
 
     # ---- plans: called by the backend right before a forward -------------------------------------------
 
-    def plan_decode(self, positions: torch.Tensor) -> None:
-        """Next forward: rows ``0..n-1`` each write one token at ``positions[row]`` (LongTensor [n])."""
-        kv_len = int(positions.max()) + 1
+    def plan_decode(self, positions: torch.Tensor, kv_len: int | None = None) -> None:
+        """Next forward: rows ``0..n-1`` each write one token at ``positions[row]`` (LongTensor [n]).
+
+        `kv_len` (``max(positions) + 1``) saves reading the maximum back from the device when the
+        caller knows it."""
+        if kv_len is None:
+            kv_len = int(positions.max()) + 1
         self.reserve(kv_len)
         self._plan = _Plan(lo=0, hi=int(positions.shape[0]), kv_len=kv_len, positions=positions)
         self._flat_index.clear()

@@ -167,6 +167,7 @@ class TransformersBackend(Backend):
                 "only 'sdpa' and 'eager' accept: call model.set_attn_implementation('sdpa') first"
             )
         self._bool_mask = attention == "sdpa"
+        self._dtype = next(self.model.parameters()).dtype  # of eager attention's additive mask
         self._cache = SlotKVCache(
             config.max_batch_size, self.context_length, self.device, config.initial_kv_len
         )
@@ -399,12 +400,14 @@ class TransformersBackend(Backend):
         """One token for every running sequence."""
         running = self._running
         ids = torch.tensor([[seq.tokens[-1]] for seq in running])
+        kv_len = max(seq.kv_len for seq in running) + 1
         positions = torch.tensor([seq.kv_len for seq in running])
-        self._cache.plan_decode(positions.to(self.device))
-        key_pos = torch.arange(int(positions.max()) + 1)
+        on_device = positions.to(self.device)  # copied once: the cache plan and the model share it
+        self._cache.plan_decode(on_device, kv_len)
+        key_pos = torch.arange(kv_len)
         mask = (key_pos[None, :] <= positions[:, None])[:, None, None, :]
         t0 = time.perf_counter()
-        logits = self._forward(ids, positions[:, None], mask)[:, -1]
+        logits = self._forward(ids, on_device[:, None], mask)[:, -1]
         for seq in running:
             seq.kv_len += 1
         self._emit(logits, 0)
@@ -415,8 +418,7 @@ class TransformersBackend(Backend):
     ) -> torch.Tensor:
         """Model logits [rows, kept, vocab] for `ids` [rows, q] at `positions`, `mask` [rows, 1, q, keys] bool."""
         if not self._bool_mask:  # eager attention adds the mask to the scores
-            dtype = next(self.model.parameters()).dtype
-            mask = torch.zeros(mask.shape, dtype=dtype).masked_fill(~mask, torch.finfo(dtype).min)
+            mask = torch.zeros(mask.shape, dtype=self._dtype).masked_fill(~mask, torch.finfo(self._dtype).min)
         out = self.model(
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -430,6 +432,7 @@ class TransformersBackend(Backend):
     def _emit(self, logits: torch.Tensor, first: int) -> None:
         """Choose the next token of running rows ``first..``, from `logits` [rows, vocab]; finish those done."""
         seqs = self._running[first:]
+        logits = logits.float()  # once: sampling and logprobs both work in fp32
         tokens = choose_tokens(logits, [seq.sampler for seq in seqs])
         for row, seq in enumerate(seqs):  # teacher forcing: the model ran, the given token is emitted
             forced = seq.request.forced_output_ids
