@@ -142,9 +142,7 @@ class AprRootSearch:
             raise ValueError(f"sub_beam_size must be an int >= 1, got {sub_beam_size!r}")
         self.problem = problem
         self.sub_beam_size = sub_beam_size
-        self.seed_key = (
-            None if seed is None else seeding.problem_key("apr", seed, problem.target, problem.numbers)
-        )
+        self.seed_key = None if seed is None else root_key(problem, seed)
         if rng is None:
             if self.seed_key is None:
                 raise TypeError("AprRootSearch needs a seed (int) or an rng")
@@ -214,10 +212,7 @@ class AprRootSearch:
     def _spawn(self, ctx: SearchContext, node, explore: list, level: int):
         """APR branch handler: calling block, wait for answers, then goal + root path or go on."""
         lines = ctx.lines
-        lines.append(grammar.CALLING)
-        for i, child in enumerate(explore):
-            lines.append(grammar.start_sub_line(i, level + LEVEL, child.id))
-        lines.append(grammar.END_CALLING)
+        lines.extend(grammar.calling_lines([child.id for child in explore], level + LEVEL))
         requests = tuple(
             SpawnRequest(
                 i,
@@ -289,29 +284,17 @@ class ChildSearch:
         """Search to the end; return the text after the prompt (starts and ends with ``"\\n"``)."""
         if self.solved is not None:
             raise RuntimeError("ChildSearch.run() was already called; make a new ChildSearch")
-        lines = self._ctx.lines
         self.solved = run_to_end(best_first(self._ctx, self._start, LEVEL, lead_moving=True))
+        self.text = "\n".join(self._ctx.lines) + "\n"  # lines[:2] are the prompt's two lines
         if self.solved:
-            goal = lines[-1]
-            g = len(lines) - 2
-            while lines[g] != goal:
-                g -= 1
-            self.answer_path = "\n".join(lines[g + 1 :])
-        self.text = "\n".join(lines) + "\n"  # lines[:2] are the prompt's two lines
+            self.answer_path = grammar.extract_answer_path(self.text)
         return self.text[len(self.prompt) :]
 
 
 def join_block(spawns: Sequence[SpawnRequest], answers: Sequence[str | None]) -> str:
     """The ``<Sub Searches>`` block (sections 2.8, 3.6) the environment inserts; ends with ``"\\n"``."""
-    out = [grammar.SUB_SEARCHES]
-    for req, answer in zip(spawns, answers):
-        if answer is None:
-            out.append(grammar.sub_none_line(req.index, LEVEL, req.node_id))
-        else:
-            out.append(grammar.sub_goal_line(req.index, LEVEL, req.node_id))
-            out.append(answer.strip("\n"))
-    out.append(grammar.END_SUB_SEARCHES)
-    return "\n".join(out) + "\n"
+    answers = [None if a is None else a.strip("\n") for a in answers]
+    return "\n".join(grammar.join_lines([req.node_id for req in spawns], answers, LEVEL)) + "\n"
 
 
 def run_apr_tree(
@@ -345,6 +328,11 @@ def run_apr_tree(
     return {"main_calls": main_calls, "sub_calls": sub_calls}
 
 
+def root_key(problem: Problem, seed: int) -> str:
+    """The stream key of an APR problem's root thread (children's keys extend it, `seeding.child_key`)."""
+    return seeding.problem_key("apr", seed, problem.target, problem.numbers)
+
+
 def beam_sizes(
     problem: Problem, seed: int, beam_size: int | None = None, sub_beam_size: int | None = None
 ) -> tuple[int, int]:
@@ -354,7 +342,7 @@ def beam_sizes(
     uniform in beam..15) from the problem's settings bits (`agents.seeding.settings_bits`),
     apart from the search streams: fixing a value by hand leaves every other decision as is.
     """
-    bits = seeding.settings_bits(seeding.problem_key("apr", seed, problem.target, problem.numbers))
+    bits = seeding.settings_bits(root_key(problem, seed))
     if beam_size is None:
         beam_size = 1 + bits % MAX_BEAM
     if sub_beam_size is None:

@@ -18,20 +18,11 @@ Without board messages the lines it writes equal `ChildSearch`'s apart from the 
 from __future__ import annotations
 
 import heapq
-import re
 
 from agents import lines, seeding
 from agents.search import SearchContext, expand, ops_text_of, start_node
 from apr_env import grammar
-from apr_env.protocols.broadcast import dead_end_line, goal_published_line
-
-_RE_DEAD = re.compile(r"<Publish Dead End \d+:\[([\d, ]*)\]>", re.ASCII)
-
-
-def read_board(context: str) -> tuple[set[tuple[int, ...]], bool]:
-    """(dead states as sorted tuples, whether some sibling published a solution) from a context."""
-    dead = {tuple(sorted(grammar.parse_nums(m))) for m in _RE_DEAD.findall(context)}
-    return dead, "<Publish Goal Reached at Node #" in context
+from apr_env.protocols.broadcast import dead_end_line, goal_published_line, read_board
 
 
 class BoardChildSearch:
@@ -59,26 +50,20 @@ class BoardChildSearch:
         self._solved_elsewhere |= solved
         self._read = len(context)
 
-    def step(self, dead: set[tuple[int, ...]] | None = None, solved_elsewhere: bool = False) -> str:
+    def step(self) -> str:
         """Expand the next node (or end); return the new text (starts a line, ends with ``\\n``).
-
-        `dead` / `solved_elsewhere` add to what `observe` read from the context.
 
         One node per action, so that a sibling's board message can take effect before the
         next node: the outer loop still pops a whole beam per iteration, as `ChildSearch` does.
         """
         ctx, out = self._ctx, self._ctx.lines
-        if dead:
-            self._dead |= dead
         dead = self._dead
-        solved_elsewhere = solved_elsewhere or self._solved_elsewhere
         if not self._current:
-            self._current = []
             while self._heap and len(self._current) < ctx.beam_size:
                 node = heapq.heappop(self._heap)[1]
                 if node is self._start or tuple(sorted(node.nums)) not in dead:
                     self._current.append(node)
-        if solved_elsewhere or not self._current:
+        if self._solved_elsewhere or not self._current:
             out.append(grammar.NO_SOLUTION)
             self.finished = True
             return self._flush()

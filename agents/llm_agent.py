@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from apr_env import grammar as g
 from apr_env.actions import Text
 from apr_env.agent import Agent, ThreadObservation
+from apr_env.text import common_prefix_len
 from runtime.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 
 
@@ -277,11 +278,4 @@ class LLMAgent(Agent):
 
 def _common_token_prefix(st: _ThreadState, context: str) -> int:
     """How many of the thread's ids (bos included) spell a prefix of the new `context`."""
-    lo, hi = 0, min(len(st.text), len(context))  # longest common prefix length, by binary search
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if context.startswith(st.text[:mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return bisect.bisect_right(st.ends, lo)
+    return bisect.bisect_right(st.ends, common_prefix_len(st.text, context))

@@ -382,9 +382,7 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                 explore, goal = expand(ctx, node)
                 if goal:
                     return True
-                if not explore:
-                    pass
-                elif can_branch and len(explore) >= min_children and ctx.rng.random() < probability:
+                if can_branch and len(explore) >= min_children and ctx.rng.random() < probability:
                     if (yield from rule.handler(ctx, node, explore, level)):
                         return True
                     if ctx.flaw4:

@@ -56,6 +56,11 @@ def dive(ctx: SearchContext, node, explore: list, level: int):
     return False
 
 
+def root_key(problem: Problem, seed: int) -> str:
+    """The stream key of a SoS+ problem's thread."""
+    return seeding.problem_key("sosp", seed, problem.target, problem.numbers)
+
+
 class SospSearch:
     """One SoS+ search: the text a symbolic policy writes after the SoS+ prompt.
 
@@ -86,7 +91,7 @@ class SospSearch:
         if rng is None:
             if seed is None:
                 raise TypeError("SospSearch needs a seed (int) or an rng")
-            rng = seeding.make_rng(seeding.problem_key("sosp", seed, problem.target, problem.numbers))
+            rng = seeding.make_rng(root_key(problem, seed))
         rule = BranchRule(promising, dive)
         self.problem = problem
         self._ctx = SearchContext(problem.target, beam_size, rng, rule, end_on_answer=end_on_answer)
@@ -110,8 +115,7 @@ def sosp_beam_size(problem: Problem, seed: int, beam_size: int | None = None) ->
     search stream, so fixing it by hand leaves every other decision as is.
     """
     if beam_size is None:
-        key = seeding.problem_key("sosp", seed, problem.target, problem.numbers)
-        beam_size = 1 + seeding.settings_bits(key) % MAX_BEAM
+        beam_size = 1 + seeding.settings_bits(root_key(problem, seed)) % MAX_BEAM
     return beam_size
 
 

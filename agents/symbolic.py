@@ -184,8 +184,7 @@ class SymbolicAgent(Agent):
             else:  # a root played by someone else: read the start node from the prompt
                 node_id, target, nums, ops = _child_start(obs.context)
                 sub = self._beams(obs.problem, obs.seed)[1]
-                parent_key = seeding.problem_key("apr", obs.seed, obs.problem.target, obs.problem.numbers)
-                seed_key = seeding.child_key(parent_key, node_id)
+                seed_key = seeding.child_key(apr_solver.root_key(obs.problem, obs.seed), node_id)
             if obs.protocol != "broadcast":
                 return apr_solver.ChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key).run()
             child = self._children[key] = BoardChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key)

@@ -90,6 +90,23 @@ def sub_none_line(index: int, level: int, node_id: str) -> str:
     return f"<No Solution in Sub Search {index} at level {level} at Node #{node_id}>"
 
 
+def calling_lines(labels: Sequence[str], level: int) -> list[str]:
+    """A spawn request (section 2.8): ``<Calling Sub Searches>``, one start line per child, the end marker."""
+    return [CALLING, *(start_sub_line(i, level, label) for i, label in enumerate(labels)), END_CALLING]
+
+
+def join_lines(labels: Sequence[str], answers: Sequence[str | None], level: int) -> list[str]:
+    """A join block (sections 2.8, 3.6): per child its goal line and answer path, or its no-solution line."""
+    out = [SUB_SEARCHES]
+    for i, (label, answer) in enumerate(zip(labels, answers)):
+        if answer is None:
+            out.append(sub_none_line(i, level, label))
+        else:
+            out += [sub_goal_line(i, level, label), answer]
+    out.append(END_SUB_SEARCHES)
+    return out
+
+
 def sos_start_sub_line(level: int, node_id: str) -> str:
     return f"Start Sub Search at level {level}: Moving to Node #{node_id}"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from apr_env import grammar as g
 from apr_env.problem import Problem
+from apr_env.text import common_prefix_len
 from apr_env.tokenizer import load_tokenizer
 from runtime.progress import progress_bar
 from runtime.runner import episode_seed
@@ -65,18 +66,6 @@ def segments(record: dict, index: int = 0) -> list[dict]:
     return out
 
 
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix (binary search with C-level `startswith`, not a char loop)."""
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if b.startswith(a[:mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def official_token_stats(record: dict, tokenizer=None) -> dict:
     """The token statistics the official generator stores with each APR trace (reference 2.10, 3.9).
 
@@ -94,7 +83,7 @@ def official_token_stats(record: dict, tokenizer=None) -> dict:
     children = [c["main_calls"][0] for group in td["sub_calls"] for c in group]
     lengths = [tok.count(text) + 2 for text in (*parents, *children)]
     # the character-wise common prefix of consecutive parent segments is what the official count subtracts
-    shared = sum(tok.count(a[: _common_prefix(a, b)]) for a, b in itertools.pairwise(parents))
+    shared = sum(tok.count(a[: common_prefix_len(a, b)]) for a, b in itertools.pairwise(parents))
     total = sum(lengths) - shared
     child_lengths = lengths[len(parents) :]
     return {

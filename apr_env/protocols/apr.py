@@ -157,17 +157,8 @@ class AprProtocol(Protocol):
     def join(
         self, parent: Thread, group: SpawnGroup, request_start: int, results: list[ChildResult]
     ) -> tuple[str, str]:
-        kept = parent.context[:request_start]
-        level = parent.depth + 1
-        lines = [g.SUB_SEARCHES]
-        for i, (label, result) in enumerate(zip(group.labels, results)):
-            if result.answer is None:
-                lines.append(g.sub_none_line(i, level, label))
-            else:
-                lines.append(g.sub_goal_line(i, level, label))
-                lines.append(result.answer)
-        lines.append(g.END_SUB_SEARCHES)
-        return kept, "\n".join(lines) + "\n"
+        lines = g.join_lines(group.labels, [r.answer for r in results], parent.depth + 1)
+        return parent.context[:request_start], "\n".join(lines) + "\n"
 
     def extract_answer(self, thread: Thread) -> str | None:
         call = thread.calls[-1]
@@ -176,13 +167,7 @@ class AprProtocol(Protocol):
         return g.extract_answer_path(call.context)
 
     def render_spawn(self, thread: Thread, labels: list[str]) -> str:
-        level = thread.depth + 1
-        lines = [
-            g.CALLING,
-            *(g.start_sub_line(i, level, label) for i, label in enumerate(labels)),
-            g.END_CALLING,
-        ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(g.calling_lines(labels, thread.depth + 1)) + "\n"
 
     def render_answer(self, thread: Thread, answer: str | None) -> str:
         return g.answer_text(thread.start.target, answer)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+from apr_env import grammar as g
 from apr_env.protocols.apr import AprProtocol
 from apr_env.protocols.base import register
 from apr_env.tree import Thread
@@ -35,12 +36,22 @@ RE_PUBLISH = re.compile(
 )
 
 
+_GOAL_PUBLISHED = "<Publish Goal Reached at Node #"
+_RE_DEAD = re.compile(r"<Publish Dead End \d+:\[([\d, ]*)\]>", re.ASCII)
+
+
 def dead_end_line(target: int, nums) -> str:
-    return f"<Publish Dead End {target}:[{', '.join(map(str, nums))}]>"
+    return f"<Publish Dead End {target}:{g.format_nums(nums)}>"
 
 
 def goal_published_line(node_id: str) -> str:
-    return f"<Publish Goal Reached at Node #{node_id}>"
+    return f"{_GOAL_PUBLISHED}{node_id}>"
+
+
+def read_board(context: str) -> tuple[set[tuple[int, ...]], bool]:
+    """(dead states as sorted tuples, whether some sibling published a solution) from a context."""
+    dead = {tuple(sorted(g.parse_nums(m))) for m in _RE_DEAD.findall(context)}
+    return dead, _GOAL_PUBLISHED in context
 
 
 @register
