@@ -206,3 +206,23 @@ def test_cli_data_traces_bench_show_and_eval_smoke(tmp_path, capsys):
     point = json.loads((tmp_path / "eval.json").read_text())["points"][0]
     assert point["episodes"] == 6 and point["latency_s"]["mean"] > 0
     assert "latency per episode" in capsys.readouterr().out
+
+
+def test_children_of_a_root_played_by_another_agent_search_from_their_prompts_with_the_same_streams():
+    # The child agent never saw the root's spawn: it reads the start node from the prompt and
+    # derives the child's stream key itself; the texts must equal a single agent's episode.
+    def play(root_agent, child_agent, problem, seed):
+        ep = Episode(problem, "apr")
+        while not ep.done:
+            tid = ep.next_thread
+            agent = root_agent if tid == 0 else child_agent
+            ep.act(tid, agent.act([observe(ep, tid, key=0, seed=seed)])[0])
+        return [c.completion for t in ep.threads for c in t.calls]
+
+    spawned = 0
+    for seed, problem in enumerate(PROBLEMS[:15]):
+        one = SymbolicAgent()
+        texts = play(one, one, problem, seed)
+        assert play(SymbolicAgent(), SymbolicAgent(), problem, seed) == texts
+        spawned += len(texts) > 2
+    assert spawned >= 5
