@@ -63,6 +63,27 @@ def answer_text(target: int, answer: str | None) -> str:
     return f"{goal_line(target, target)}\n{answer.strip()}\n"
 
 
+def answer_path(target: int, numbers: Sequence[int], ops: Sequence[str]) -> str:
+    """The answer path (section 2.7) of a solution given as op strings (``"8/4=2"``), every node
+    the first child of the one before: what a solver would write after its goal line."""
+    lines = [moving_line("0")]
+    nums, done, node = list(numbers), [], "0"
+    for k, op in enumerate(ops):
+        m = RE_OP.fullmatch(op)
+        lines.append(state_line(target, nums, done))
+        nums.remove(int(m[1]))
+        nums.remove(int(m[3]))
+        nums.append(int(m[4]))
+        done = [*done, op]
+        lines.append(exploring_line(op, nums))
+        if k == len(ops) - 1:
+            lines.append(goal_line(int(m[4]), target))
+        else:
+            node += ",0"
+            lines += [generated_line(node, target, nums, op), moving_line(node)]
+    return "\n".join(lines)
+
+
 def unequal_line(value: int, target: int) -> str:
     return f"{value},{target} unequal: No Solution"
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from apr_env import Problem, arithmetic, generate_problems, is_solvable, solve, solver, verify
+from apr_env.verifier import MAX_LENGTH
 from benchmarks.side_by_side import (
     ADVERSARIAL_PROBLEM,
     SideBySideConfig,
@@ -93,8 +94,10 @@ _ADVERSARIAL = adversarial_answers()
 
 @pytest.mark.parametrize("name", list(_ADVERSARIAL))
 def test_verify_adversarial_input(benchmark, name):
-    verdict = benchmark(verify, ADVERSARIAL_PROBLEM, _ADVERSARIAL[name])
-    assert verdict.code in ("ok", "too_long") or not verdict.correct
+    text = _ADVERSARIAL[name]
+    verdict = benchmark(verify, ADVERSARIAL_PROBLEM, text)
+    assert verdict.correct == (name == "deep-parentheses")  # 8/4*(6-1) in 4,990 parentheses
+    assert (verdict.code == "too_long") == (len(text) > MAX_LENGTH)
 
 
 def test_side_by_side_script_runs_on_tiny_sizes(tmp_path):

@@ -132,32 +132,12 @@ def expression_answers(n: int, seed: int = 0) -> list[tuple[Problem, str, bool]]
     return out[:n]
 
 
-def answer_path(problem: Problem, ops: list[str]) -> str:
-    """The answer path of the official layout for a list of op strings."""
-    lines = [g.moving_line("0")]
-    nums, done, node = list(problem.numbers), [], "0"
-    for k, op in enumerate(ops):
-        m = g.RE_OP.fullmatch(op)
-        lines.append(g.state_line(problem.target, nums, done))
-        nums.remove(int(m[1]))
-        nums.remove(int(m[3]))
-        nums.append(int(m[4]))
-        done = [*done, op]
-        lines.append(g.exploring_line(op, nums))
-        if k == len(ops) - 1:
-            lines.append(g.goal_line(int(m[4]), problem.target))
-        else:
-            node += ",0"
-            lines += [g.generated_line(node, problem.target, nums, op), g.moving_line(node)]
-    return "\n".join(lines)
-
-
 def path_answers(n: int, seed: int = 0) -> list[tuple[Problem, str, bool]]:
     """`n` (problem, answer path, is_correct) triples: half correct, half with a wrong last result
     (so the whole path is replayed before the error shows)."""
     out = []
     for problem in generate_problems((n + 1) // 2, seed=seed + 1):
-        path = answer_path(problem, first_solution_ops(problem))
+        path = g.answer_path(problem.target, problem.numbers, first_solution_ops(problem))
         head, _sep, tail = path.rpartition(f"={problem.target}, Resulting")
         out.append((problem, path, True))
         out.append((problem, f"{head}={problem.target + 1}, Resulting{tail}", False))
@@ -170,6 +150,7 @@ def adversarial_answers() -> dict[str, str]:
         "deep-parentheses": "(" * 4990 + "8/4*(6-1)" + ")" * 4990,
         "only-open-parentheses": "(" * 10_000,
         "long-digit-run": "9" * 10_000,
+        "long-stated-result": "8/4*(6-1)=" + "9" * 9_990,
         "many-operators": "4" + "*" * 9_999,
         "many-blank-lines": "\n" * 10_000,
         "many-moving-lines": "Moving to Node #0,0,0\n" * 450 + "10,10 equal: Goal Reached",
@@ -178,6 +159,7 @@ def adversarial_answers() -> dict[str, str]:
         "long-state-list": "Current State: 10:[" + "1, " * 3300 + "1], Operations: []",
         "long-ops-list": "Current State: 10:[1, 4, 6, 8], Operations: [" + "'1+1=2', " * 1100 + "]",
         "huge-number-in-path": "Exploring Operation: " + "1" * 4500 + "+1=2, Resulting Numbers: [2]",
+        "huge-goal-line": "1" * 5000 + ",10 equal: Goal Reached",
         "over-the-limit": "(" * 100_000,
     }
 

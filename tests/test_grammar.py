@@ -326,3 +326,7 @@ def test_sos_search_paths_give_a_verified_answer_exactly_when_solved():
             assert verdict.correct, (entry["nums"], verdict)
         else:
             assert path is None, entry["nums"]
+
+
+def test_answer_path_from_ops_writes_the_worked_example():
+    assert g.answer_path(10, (1, 4, 6, 8), ["8/4=2", "6-1=5", "2*5=10"]) == EXAMPLE_PATH

@@ -23,6 +23,7 @@ from apr_env import Problem, Verdict, generate_problems, verify
 from apr_env import grammar as g
 from apr_env import verifier as v
 from apr_env.solver import first_solution_ops
+from benchmarks.side_by_side import adversarial_answers
 
 P24 = Problem(24, (4, 6, 1, 1))
 P10 = Problem(10, (1, 4, 6, 8))
@@ -44,27 +45,6 @@ CODES = {
     v.INCONSISTENT_STATE,
     v.NO_GOAL,
 }
-
-
-def _path_from_ops(problem: Problem, ops: list[str]) -> str:
-    """An answer path in the official layout for a list of op strings (node ids all first children)."""
-    lines = [g.moving_line("0")]
-    nums, done, node = list(problem.numbers), [], "0"
-    for k, op in enumerate(ops):
-        m = g.RE_OP.fullmatch(op)
-        a, b, c = int(m[1]), int(m[3]), int(m[4])
-        lines.append(g.state_line(problem.target, nums, done))
-        nums.remove(a)
-        nums.remove(b)
-        nums.append(c)
-        done = [*done, op]
-        lines.append(g.exploring_line(op, nums))
-        if k == len(ops) - 1:
-            lines.append(g.goal_line(c, problem.target))
-        else:
-            node += ",0"
-            lines += [g.generated_line(node, problem.target, nums, op), g.moving_line(node)]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------
@@ -265,7 +245,9 @@ def test_paths_ignore_the_rules_argument():
 @given(seed=st.integers(0, 2**32))
 def test_paths_built_from_the_official_solution_verify(seed):
     for problem in generate_problems(3, seed=seed, min_numbers=2, max_numbers=5):
-        assert verify(problem, _path_from_ops(problem, first_solution_ops(problem))).correct
+        assert verify(
+            problem, g.answer_path(problem.target, problem.numbers, first_solution_ops(problem))
+        ).correct
 
 
 # --------------------------------------------------------------------------------------
@@ -564,22 +546,9 @@ def test_any_object_gives_a_not_text_verdict(answer):
     assert _is_well_formed(verdict) and verdict.code == v.NOT_TEXT
 
 
-ADVERSARIAL = {
-    # Each is at most 10,000 characters (the default limit), so it is parsed, not refused by length.
-    "deep-parentheses": "(" * 4990 + "8/4*(6-1)" + ")" * 4990,
-    "only-open-parentheses": "(" * 10_000,
-    "long-digit-run": "9" * 10_000,
-    "long-stated-result": "8/4*(6-1)=" + "9" * 9_990,
-    "many-operators": "4" + "*" * 9_999,
-    "many-blank-lines": "\n" * 10_000,
-    "many-moving-lines": "Moving to Node #0,0,0\n" * 450 + "10,10 equal: Goal Reached",
-    "many-state-lines": "Current State: 10:[1, 4, 6, 8], Operations: []\n" * 200,
-    "long-node-id": "Moving to Node #" + "0," * 4900 + "0\n10,10 equal: Goal Reached",
-    "long-state-list": "Current State: 10:[" + "1, " * 3300 + "1], Operations: []",
-    "long-ops-list": "Current State: 10:[1, 4, 6, 8], Operations: [" + "'1+1=2', " * 1100 + "]",
-    "huge-number-in-path": "Exploring Operation: " + "1" * 4500 + "+1=2, Resulting Numbers: [2]",
-    "huge-goal-line": "1" * 5000 + ",10 equal: Goal Reached",
-}
+# The benchmark's inputs (benchmarks/side_by_side.py times them) that are within the default limit,
+# so they are parsed, not refused by length.
+ADVERSARIAL = {name: text for name, text in adversarial_answers().items() if len(text) <= v.MAX_LENGTH}
 
 
 @pytest.mark.parametrize("answer", list(ADVERSARIAL.values()), ids=list(ADVERSARIAL))
