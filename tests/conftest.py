@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 from hypothesis import strategies as st
+from trace_text import calling_block
 from worked_example import ANSWER_PATH
 
 from apr_env import Limits, Problem
@@ -212,14 +213,7 @@ def _spawn_text():
     nodes = st.lists(st.sampled_from(["0", "0", "0,0", "0,1", "0,0,0"]) | NODE, min_size=1, max_size=6)
     pre = st.lists(_fragment_strategy(), max_size=3).map("\n".join)
     return st.builds(
-        lambda pre, ns, level: "\n".join(
-            [
-                pre,
-                "<Calling Sub Searches>",
-                *(f"<Start Sub Search {i} at level {level}> Moving to Node #{n}" for i, n in enumerate(ns)),
-                "<End Calling Sub Searches>",
-            ]
-        ),
+        lambda pre, ns, level: pre + "\n" + calling_block(*ns, level=level),
         pre,
         nodes,
         st.integers(1, 3),

@@ -14,6 +14,7 @@ a test needs the Countdown one.
 from __future__ import annotations
 
 import pytest
+from trace_text import calling_block
 
 from apr_env import Episode, Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
@@ -23,11 +24,6 @@ from apr_env.tree import Status
 
 P = Problem(10, (1, 4, 6, 8))
 ROOT_PROMPT = "Moving to Node #0\nCurrent State: 10:[1, 4, 6, 8], Operations: []"  # 64 characters
-
-
-def calling_block(*nodes: str, level: int = 1) -> str:
-    lines = [f"<Start Sub Search {i} at level {level}> Moving to Node #{n}" for i, n in enumerate(nodes)]
-    return "\n".join(["<Calling Sub Searches>", *lines, "<End Calling Sub Searches>"])
 
 
 def assert_recorded_end(ep: Episode) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
+from trace_text import calling_block
 
 import apr_env  # noqa: F401  (registers APRCountdown-v0)
 from apr_env import Episode, Limits, Problem
@@ -22,11 +23,6 @@ from apr_env.protocols import PROTOCOLS, AprProtocol, Protocol, SerialProtocol, 
 
 P = Problem(10, (1, 4, 6, 8))
 ROOT_STATE = "Current State: 10:[1, 4, 6, 8], Operations: []"
-
-
-def calling_block(*nodes: str, level: int = 1) -> str:
-    lines = [f"<Start Sub Search {i} at level {level}> Moving to Node #{n}" for i, n in enumerate(nodes)]
-    return "\n".join(["<Calling Sub Searches>", *lines, "<End Calling Sub Searches>"])
 
 
 # --------------------------------------------------------------------------------------
