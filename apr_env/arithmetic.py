@@ -49,10 +49,15 @@ def combine(a: int, b: int) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1 << 16)
+def _apr_values(a: int, b: int) -> tuple[int, ...]:
+    return tuple(v for v, _ in combine(a, b))
+
+
 def combine_values(a, b, rules: str = "apr") -> tuple:
     """The values reachable in one step from ``a`` and ``b`` under `rules` (duplicates kept)."""
     if rules == "apr":
-        return tuple(v for v, _ in combine(a, b))
+        return _apr_values(a, b)
     a, b = Fraction(a), Fraction(b)
     out = [a + b, a * b, a - b, b - a]
     if b != 0:

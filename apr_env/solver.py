@@ -50,8 +50,15 @@ def reachable(numbers: tuple, rules: str = "apr") -> frozenset:
 
 
 def _can_reach(numbers: tuple, target, rules: str) -> bool:
-    if len(numbers) <= 4:
+    """Can a full combination of `numbers` (sorted) end on `target`? Four numbers use the memoised
+    `reachable` set (whole problems repeat); smaller states, which rarely repeat, stop at the
+    first hit instead of building every reachable value."""
+    if len(numbers) == 4:
         return target in reachable(numbers, rules)
+    if len(numbers) == 1:
+        return numbers[0] == target
+    if len(numbers) == 2:
+        return target in combine_values(numbers[0], numbers[1], rules)
     for i, j in combinations(range(len(numbers)), 2):
         rest = [numbers[k] for k in range(len(numbers)) if k != i and k != j]
         for v in combine_values(numbers[i], numbers[j], rules):
@@ -245,18 +252,54 @@ def solve(problem: Problem, rules: str = "apr") -> list[str]:
     return list(_solve_cached(problem.numbers, problem.target, rules))
 
 
+@lru_cache(maxsize=16)
+def _split(k: int) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
+    """``(i, j, rest)`` for every pair of a k-number state, in `itertools.combinations` order."""
+    return tuple((i, j, tuple(r for r in range(k) if r not in (i, j))) for i, j in combinations(range(k), 2))
+
+
+def _pair_hits(a: int, b: int, target: int) -> bool:
+    """Does one APR operation on `a` and `b` give `target`? (`combine` without building its list.)"""
+    if a + b == target or a * b == target:
+        return True
+    big, small = (a, b) if a >= b else (b, a)
+    return big - small == target or (small != 0 and big % small == 0 and big // small == target)
+
+
+def _reaches(nums: list[int], target: int) -> bool:
+    """`_can_reach` under APR rules, with the two- and three-number cases written out (the hot path of
+    `first_solution_ops`: its states are new every time, so nothing is worth memoising)."""
+    if len(nums) == 2:
+        return _pair_hits(nums[0], nums[1], target)
+    if len(nums) == 3:
+        a, b, c = nums
+        for x, y, z in ((a, b, c), (a, c, b), (b, c, a)):
+            for v, _ in combine(x, y):
+                if _pair_hits(v, z, target):
+                    return True
+        return False
+    return _can_reach(tuple(sorted(nums)), target, "apr")
+
+
 def first_solution_ops(problem: Problem) -> list[str] | None:
-    """The official generator's stored solution: op strings of the first DFS path (APR rules)."""
+    """The official generator's stored solution: op strings of the first DFS path (APR rules).
+
+    The official search (pairs in `itertools.combinations` order, then `combine` order, the new
+    value appended after the rest), pruned: a branch is entered only when its state can still
+    reach the target, so the first path found is the official one without its dead ends.
+    """
+    target = problem.target
 
     def dfs(nums: list[int], ops: list[str]) -> list[str] | None:
         if len(nums) == 1:
-            return ops if nums[0] == problem.target else None
-        for i, j in combinations(range(len(nums)), 2):
-            rest = [nums[k] for k in range(len(nums)) if k != i and k != j]
+            return ops if nums[0] == target else None
+        for i, j, rest_index in _split(len(nums)):
+            rest = [nums[k] for k in rest_index]
             for value, op in combine(nums[i], nums[j]):
-                if len(nums) > 2 and not _can_reach(tuple(sorted([*rest, value])), problem.target, "apr"):
+                state = [*rest, value]
+                if len(state) > 1 and not _reaches(state, target):
                     continue
-                found = dfs([*rest, value], [*ops, op])
+                found = dfs(state, [*ops, op])
                 if found is not None:
                     return found
         return None

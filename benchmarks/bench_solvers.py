@@ -35,7 +35,9 @@ from agents.sosp import sosp_trace
 from apr_env import generate_problems
 from benchmarks.baselines import official_solvers
 
-GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "official-traces.json"  # a copy ships in the repo
+GOLDEN = (
+    Path(__file__).resolve().parents[1] / "tests" / "data" / "official-traces.json"
+)  # a copy ships in the repo
 
 
 def _solvers():

@@ -361,3 +361,10 @@ def test_first_solution_ops_is_the_official_first_dfs_path():
 
 def test_first_solution_ops_is_none_when_unsolvable():
     assert first_solution_ops(Problem(7, (1, 1, 1, 1))) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(numbers=st.lists(st.integers(0, 12), min_size=1, max_size=5), target=st.integers(0, 60))
+def test_first_solution_ops_matches_the_unpruned_official_dfs_on_any_small_problem(numbers, target):
+    # Pruning must never change which path is first, nor miss one (zeros, repeats, 1..5 numbers).
+    assert first_solution_ops(Problem(target, tuple(numbers))) == dfs_solution(target, list(numbers))
