@@ -120,4 +120,4 @@ def test_side_by_side_script_runs_on_tiny_sizes(tmp_path):
     }
     assert results["verification"]["ours_expression"]["agrees_with_expected"] == 1.0
     assert results["verification"]["ours_path"]["agrees_with_expected"] == 1.0
-    assert "generate: apr_env.generate_problems" in format_table(results)
+    assert "generate + solution: apr_env" in format_table(results)
