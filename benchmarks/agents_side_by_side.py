@@ -39,7 +39,7 @@ from apr_env import generate_problems  # noqa: E402
 from apr_env.agent import observe  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
 from benchmarks.bench_solvers import compare  # noqa: E402
-from benchmarks.protocol_bench import provenance  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 from trainers.data import official_token_stats  # noqa: E402
 
 OFFICIAL = {"apr": 956.0, "sosp": 2459.0}

@@ -27,24 +27,20 @@ the command, versions, commit and date with them.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import transformers
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `tests.tiny_models` and `runtime` importable
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import provenance  # noqa: E402
 from runtime.backends.base import GenerationRequest, SamplingParams  # noqa: E402
 from runtime.backends.kv_slots import SlotKVCache  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig  # noqa: E402
@@ -253,27 +249,11 @@ def format_report(report: DecodeBenchReport) -> str:
     return "\n".join(lines)
 
 
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip()
-    except OSError:
-        return ""
-
-
 def write_record(report: DecodeBenchReport, path: Path) -> None:
     """Write `report` as JSON with the command, date, commit, versions and machine it was measured with."""
     record = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "HEAD") or "unknown",
-        "uncommitted_changes": bool(_git("status", "--porcelain")),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "provenance": provenance(),
         "note": "measured on a CPU shared with other processes (noisy); each number is a median",
         "config": asdict(report.config),
         "parameters": report.parameters,

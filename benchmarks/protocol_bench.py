@@ -21,16 +21,14 @@ Sweep points run in worker processes; results do not depend on the worker count.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.provenance import provenance
 from runtime.progress import progress_bar
 
 KNOB = {
@@ -166,32 +164,6 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         plot(results, out)
     return results
-
-
-def provenance() -> dict:
-    """Versions, commit, date and machine, for recorded results."""
-    import numpy
-
-    import apr_env
-
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {
-        "apr_env": apr_env.__version__,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "commit": commit,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "cpus": __import__("os").cpu_count(),
-    }
 
 
 def print_table(results: dict) -> None:

@@ -29,17 +29,13 @@ Throughputs are the best of `repeats` runs (the least disturbed by other load on
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +46,7 @@ from apr_env import Problem, generate_problems, solve, verify  # noqa: E402
 from apr_env import grammar as g  # noqa: E402
 from apr_env.solver import first_solution_ops  # noqa: E402
 from benchmarks.baselines.official_generator import official_generate  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 
 OFFICIAL_REFERENCE_RATE = 285.0
 """Problems/s of the official generator on this machine, as stated in the project reference."""
@@ -281,34 +278,10 @@ def time_adversarial(cfg: SideBySideConfig) -> dict:
 
 
 def _environment(argv: list[str]) -> dict:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-
-    status = git("status", "--porcelain", "--untracked-files=no")
     return {
         "command": " ".join([".venv/bin/python", "benchmarks/side_by_side.py", *argv]),
-        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
-        "python": platform.python_version(),
-        "packages": {name: version(name) for name in ("apr-env", "numpy", "reasoning-gym", "sympy")},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1m_5m_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        },
+        **provenance(("apr-env", "numpy", "reasoning-gym", "sympy")),
+        "load_average_1m_5m_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "note": "single process per workload; other engineers share this machine's CPUs, so timings are noisy",
     }
 
