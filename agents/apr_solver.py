@@ -151,9 +151,7 @@ class AprRootSearch:
         self._ctx = SearchContext(problem.target, beam_size, rng, rule, flaw4=replicate_flaw4)
         start = start_node("0", problem.target, problem.numbers)
         self._gen = best_first(self._ctx, start, 0, lead_moving=True)
-        self.prompt = (
-            lines.moving("0") + "\n" + lines.state(self._ctx.target_text, start.nums_text, start.ops_text)
-        )
+        self.prompt = lines.node_prompt("0", self._ctx.target_text, start.nums_text, start.ops_text)
         self._written = 2  # lines already handed out; the first two are the prompt
         self._pending: tuple[SpawnRequest, ...] = ()
         self._answers = None
@@ -260,9 +258,7 @@ class ChildSearch:
             rng = seeding.make_rng(seed_key)
         self._ctx = SearchContext(target, beam_size, rng)
         start = self._start = start_node(node_id, target, nums, ops)
-        self.prompt = (
-            lines.moving(node_id) + "\n" + lines.state(self._ctx.target_text, start.nums_text, start.ops_text)
-        )
+        self.prompt = lines.node_prompt(node_id, self._ctx.target_text, start.nums_text, start.ops_text)
         self.solved: bool | None = None
         self.answer_path: str | None = None
         self.text: str | None = None

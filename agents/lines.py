@@ -88,6 +88,11 @@ def moving(node_id: str) -> str:
     return f"{MOVING0}{node_id}{MOVING1}"
 
 
+def node_prompt(node_id: str, target_text: str, nums_txt: str, ops_text: str) -> str:
+    """A thread's two prompt lines: ``Moving to Node #id`` and its ``Current State``."""
+    return f"{moving(node_id)}\n{state(target_text, nums_txt, ops_text)}"
+
+
 def result(value: int, target: int) -> str:
     """The line after a terminal child: `grammar.goal_line` or `grammar.unequal_line`."""
     if value == target:

@@ -27,7 +27,8 @@ def _start_state(context: str) -> tuple[str, int, list[int], list[str]] | None:
         m = g.RE_MOVING.search(line)
         if m and line.endswith(m.group(0)):
             node = m.group(1)
-        state = g.parse_state(line[line.find("Current State: ") :]) if "Current State: " in line else None
+        at = line.find("Current State: ")
+        state = g.parse_state(line[at:]) if at >= 0 else None
         if state is not None:
             return node, state[0], list(state[1]), list(state[2])
     return None
@@ -47,7 +48,7 @@ class RandomAgent(Agent):
 
     def _act(self, obs: ThreadObservation):
         rng = seeding.make_rng(f"random|{obs.seed}|{obs.episode}|{obs.label}|{len(obs.context)}")
-        if "<End Sub Searches>" in obs.context[-200:]:
+        if g.END_SUB_SEARCHES in obs.context[-200:]:
             return g.NO_SOLUTION + "\n"  # a resumed random parent gives up
         start = _start_state(obs.context)
         if start is None:
