@@ -22,18 +22,15 @@ The window is 8,192 tokens because the official solver has none (longest sequenc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
 
 import apr_env
 from apr_env import Episode, Limits, Problem
+from tests.golden import APR, apr_replay
 
-GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "data" / "official-traces.json"
-END_SUB = "<End Sub Searches>\n"
 WINDOW = 8192
 
 
@@ -54,17 +51,15 @@ class Plan:
 
 
 def load_plans() -> list[Plan]:
-    data = json.loads(GOLDEN.read_text())
+    """The golden APR trees as plans (the actions are `tests/golden.apr_replay`'s)."""
     plans = []
-    for e in data["apr"]:
-        td = e["trace_dict"]
-        segs = td["main_calls"]
-        roots = [segs[0].split("\n", 2)[2]] + [s[s.rindex(END_SUB) + len(END_SUB) :] for s in segs[1:]]
-        children = tuple(tuple(c["main_calls"][0].split("\n", 2)[2] for c in g) for g in td["sub_calls"])
+    for e in APR:
+        replay = apr_replay(e)
+        children = tuple(tuple(action for _, action, _ in group) for group in replay.children)
         plans.append(
             Plan(
-                Problem(e["target"], tuple(e["nums"])),
-                tuple(roots),
+                replay.problem,
+                tuple(replay.root_actions),
                 children,
                 e["official_correct"],
                 e["official_answer_path"],

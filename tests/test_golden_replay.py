@@ -19,11 +19,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import golden
 import gymnasium as gym
 import pytest
+from golden import END_SUB, AprReplay, apr_replay
 
 import apr_env
 from apr_env import Problem, verify
@@ -31,35 +30,6 @@ from apr_env.tokenizer import default_tokenizer
 
 GOLDEN_DATA = golden.GOLDEN
 WIDE = 8192
-END_SUB = "<End Sub Searches>\n"
-
-
-@dataclass(frozen=True)
-class AprReplay:
-    """The actions and expected texts of one official APR tree."""
-
-    problem: Problem
-    segments: list[str]
-    """Official parent segments (main_calls)."""
-    root_actions: list[str]
-    children: list[list[tuple[str, str, str]]]
-    """Per spawn, per child in spawn order: (prompt, action, official full text)."""
-
-
-def apr_replay(entry: dict) -> AprReplay:
-    td = entry["trace_dict"]
-    segments = td["main_calls"]
-    root_actions = [segments[0].split("\n", 2)[2]]
-    root_actions += [seg[seg.rindex(END_SUB) + len(END_SUB) :] for seg in segments[1:]]
-    children = []
-    for group in td["sub_calls"]:
-        specs = []
-        for child in group:
-            text = child["main_calls"][0]
-            first, second, rest = text.split("\n", 2)
-            specs.append((f"{first}\n{second}", rest, text))
-        children.append(specs)
-    return AprReplay(Problem(entry["target"], tuple(entry["nums"])), segments, root_actions, children)
 
 
 def play_gym(env, replay: AprReplay) -> tuple[dict, list[str]]:
