@@ -36,7 +36,9 @@ class Limits:
         if isinstance(self.max_depth, bool) or not isinstance(self.max_depth, int) or self.max_depth < 0:
             raise ConfigError(f"Limits.max_depth must be an int >= 0, got {self.max_depth!r}")
         if self.max_total_tokens is not None and (
-            not isinstance(self.max_total_tokens, int) or self.max_total_tokens < 1
+            isinstance(self.max_total_tokens, bool)
+            or not isinstance(self.max_total_tokens, int)
+            or self.max_total_tokens < 1
         ):
             raise ConfigError(
                 f"Limits.max_total_tokens must be None or a positive int, got {self.max_total_tokens!r}"

@@ -23,9 +23,9 @@ class RewardConfig:
     kind: str = "critical_path"
     """'critical_path' (correctness + gated parallelism bonus) or 'binary' (official APR)."""
     rho: float = 0.5
-    """Weight of the critical-path bonus."""
+    """Weight of the critical-path bonus, >= 0 (0 turns the bonus off)."""
     clip: float = 0.2
-    """Cap on 1 - critical_path / total before weighting."""
+    """Cap on 1 - critical_path / total before weighting, >= 0 (0 turns the bonus off)."""
     format_penalty: float = 0.0
     """Subtracted once if the episode recorded any format error (0 disables it)."""
 

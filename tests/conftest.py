@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from trace_text import calling_block
 from worked_example import ANSWER_PATH
@@ -26,6 +27,12 @@ from worked_example import ANSWER_PATH
 from apr_env import Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
 from apr_env.tokenizer import load_tokenizer
+
+# `make mutation` runs the suite once per mutant with ``--hypothesis-profile=mutation``: the same examples
+# every run (a reproducible score) and no shrinking (a failing example already kills the mutant).
+settings.register_profile(
+    "mutation", derandomize=True, database=None, phases=[Phase.explicit, Phase.reuse, Phase.generate]
+)
 
 
 class CharTokenizer:

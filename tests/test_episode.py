@@ -120,13 +120,35 @@ def test_parallel_step_acts_for_every_running_thread(char_tok):
         ({"max_threads": True}, "max_threads must be a positive int, got True"),
         ({"max_children_per_spawn": "4"}, "max_children_per_spawn must be a positive int"),
         ({"max_depth": -1}, "max_depth must be an int >= 0, got -1"),
+        ({"max_depth": True}, "max_depth must be an int >= 0, got True"),
+        ({"max_depth": 1.0}, "max_depth must be an int >= 0, got 1.0"),
         ({"max_total_tokens": 0}, "max_total_tokens must be None or a positive int, got 0"),
+        ({"max_total_tokens": True}, "max_total_tokens must be None or a positive int, got True"),
+        ({"max_total_tokens": 10.0}, "max_total_tokens must be None or a positive int, got 10.0"),
     ],
-    ids=["window", "threads_bool", "children_str", "depth", "total"],
+    ids=[
+        "window",
+        "threads_bool",
+        "children_str",
+        "depth",
+        "depth_bool",
+        "depth_float",
+        "total",
+        "total_bool",
+        "total_float",
+    ],
 )
 def test_limits_reject_bad_values_with_message(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         Limits(**kwargs)
+
+
+def test_limits_accept_the_smallest_valid_values():
+    limits = Limits(
+        context_window=1, max_threads=1, max_children_per_spawn=1, max_depth=0, max_total_tokens=1
+    )
+    assert (limits.context_window, limits.max_threads, limits.max_children_per_spawn) == (1, 1, 1)
+    assert (limits.max_depth, limits.max_total_tokens, limits.total_token_budget) == (0, 1, 1)
 
 
 def test_total_token_budget_defaults_to_window_times_threads():

@@ -27,6 +27,9 @@ CASES = [
     ("past_clip", True, 25, 100, 0, DEFAULT, 1.1),  # 0.5 * min(0.75, 0.2)
     ("wrong_answer_gets_no_bonus", False, 25, 100, 0, DEFAULT, 0.0),
     ("zero_tokens", True, 0, 0, 0, DEFAULT, 1.0),
+    ("one_token", True, 0, 1, 0, DEFAULT, 1.1),  # the formula holds down to one token: 0.5 * min(1, 0.2)
+    ("rho_zero_disables_the_bonus", True, 25, 100, 0, RewardConfig(rho=0.0), 1.0),
+    ("clip_zero_disables_the_bonus", True, 25, 100, 0, RewardConfig(clip=0.0), 1.0),
     ("custom_rho_clip", True, 50, 100, 0, RewardConfig(rho=1.0, clip=0.4), 1.4),  # 1.0 * min(0.5, 0.4)
     ("binary_correct", True, 25, 100, 0, RewardConfig(kind="binary"), 1.0),
     ("binary_wrong", False, 25, 100, 0, RewardConfig(kind="binary"), 0.0),
@@ -62,6 +65,13 @@ def test_reward_reports_every_component():
 def test_reward_config_rejects_bad_values_with_message(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RewardConfig(**kwargs)
+
+
+def test_reward_config_accepts_zero_weights():
+    # 0 is the documented lower bound of each weight ("must be >= 0"): rho=0 or clip=0 turns the
+    # bonus off, format_penalty=0 the penalty.
+    config = RewardConfig(rho=0.0, clip=0.0, format_penalty=0.0)
+    assert (config.rho, config.clip, config.format_penalty) == (0.0, 0.0, 0.0)
 
 
 def _play_example(ex, tokenizer, reward=None):

@@ -69,6 +69,9 @@ CODES = {
         (Problem(0, (5, 5)), "5-5"),
         (Problem(5, (0, 5)), "0+5"),
         (Problem(7, (7,)), "7"),  # one number is its own expression
+        (Problem(7, (3, 4)), "3+4=7"),  # a one-digit stated result
+        # exact integer arithmetic: as floats, (10**17+1)/1 would be 1e17 and miss the target
+        (Problem(10**17 + 1, (10**17 + 1, 1)), "100000000000000001/1"),
     ],
     ids=lambda x: " ".join(str(x).split()),  # ids without newlines: node ids must round-trip (mutmut)
 )
@@ -89,6 +92,7 @@ EXPRESSION_FAILURES = [
     (P24, "4*6", v.NUMBER_UNUSED, r"numbers not used: \[1, 1\]"),
     (P24, "4*6+1+1", v.NOT_TARGET, r"the expression equals 26, not the target 24"),
     (P24, "4*6*1*1=25", v.NOT_TARGET, r"the stated result 25 is not the target 24"),
+    (Problem(7, (3, 4)), "3+4=8", v.NOT_TARGET, r"the stated result 8 is not the target 7"),
     # 2-3 is negative: refused under APR rules even though 2-3+5 = 4.
     (Problem(4, (2, 3, 5)), "2-3+5", v.NEGATIVE_RESULT, r"2-3 is negative"),
     (Problem(0, (0, 5)), "5/0", v.DIVISION_BY_ZERO, r"5/0 divides by zero"),
@@ -125,6 +129,7 @@ EXPRESSION_FAILURES = [
         "number-unused",
         "not-target",
         "stated-result-not-target",
+        "one-digit-stated-result-not-target",
         "negative-result",
         "division-by-zero",
         "division-not-exact",
@@ -153,6 +158,17 @@ def test_wrong_expressions_say_what_was_wrong(problem, answer, code, reason):
     assert not verdict.correct
     assert verdict.code == code
     assert re.search(reason, verdict.reason), verdict.reason
+    # the form says what was parsed: nothing for texts refused before parsing
+    assert verdict.form == ("none" if code in (v.TOO_LONG, v.EMPTY, v.NOT_TEXT) else "expression")
+
+
+def test_verify_expression_uses_apr_rules_by_default():
+    # 2-3 is negative: refused under APR rules, the default of the expression checker itself too.
+    verdict = v.verify_expression(Problem(4, (2, 3, 5)), "2-3+5")
+    assert (verdict.code, verdict.reason) == (
+        v.NEGATIVE_RESULT,
+        "2-3 is negative; APR rules allow only non-negative results",
+    )
 
 
 def test_max_length_is_configurable():
@@ -216,10 +232,37 @@ def test_paths_tolerate_blank_lines_carriage_returns_and_indentation():
     assert verify(P10, answer).correct
 
 
-def test_resulting_numbers_may_be_listed_in_any_order():
+@pytest.mark.parametrize(
+    ("line", "reordered"),
+    [
+        ("Resulting Numbers: [1, 6, 2]", "Resulting Numbers: [2, 1, 6]"),
+        ("Current State: 10:[1, 6, 2]", "Current State: 10:[6, 2, 1]"),
+        ("Generated Node #0,0: 10:[1, 6, 2]", "Generated Node #0,0: 10:[2, 6, 1]"),
+        ("Current State: 10:[1, 4, 6, 8]", "Current State: 10:[8, 6, 4, 1]"),
+    ],
+    ids=["resulting-numbers", "current-state", "generated-node", "first-state"],
+)
+def test_number_lists_may_be_in_any_order(line, reordered):
     # The official code appends the result at the end; any order of the same multiset is fine.
-    answer = PATH10.replace("Resulting Numbers: [1, 6, 2]", "Resulting Numbers: [2, 1, 6]")
-    assert verify(P10, answer).correct
+    assert verify(P10, PATH10.replace(line, reordered)).correct
+
+
+@pytest.mark.parametrize(
+    ("stated", "why"),
+    [
+        ("[1, 6, 6]", "same length, another multiset"),
+        ("[1, 6, 2, 2]", "one number too many"),
+        ("[6, 2]", "one number too few"),
+        ("[]", "empty"),
+    ],
+)
+def test_number_lists_must_be_the_same_multiset(stated, why):
+    answer = PATH10.replace("Resulting Numbers: [1, 6, 2]", f"Resulting Numbers: {stated}")
+    verdict = verify(P10, answer)
+    assert (verdict.code, verdict.reason) == (
+        v.INCONSISTENT_STATE,
+        f"line 3: resulting numbers {stated} should be [1, 6, 2]",
+    ), why
 
 
 def test_a_repeated_number_may_be_combined_with_itself():
@@ -273,6 +316,30 @@ PATH_FAILURES = [
         ),
         v.NUMBER_REUSED,
         "line 7: 8 is not available any more",
+    ),
+    # the second operand is the one missing: 9 was never given
+    (
+        P10,
+        PATH10.replace(_OP1, "Exploring Operation: 8+9=17, Resulting Numbers: [1, 4, 6, 17]"),
+        v.UNKNOWN_NUMBER,
+        "line 3: 9 is not one of the available numbers",
+    ),
+    # the second operand was consumed: 8 went into 8/4 on line 3
+    (
+        P10,
+        PATH10.replace(
+            "Exploring Operation: 6-1=5, Resulting Numbers: [2, 5]",
+            "Exploring Operation: 1+8=9, Resulting Numbers: [6, 2, 9]",
+        ),
+        v.NUMBER_REUSED,
+        "line 7: 8 is not available any more",
+    ),
+    # one 4 is given, so 4+4 uses it twice
+    (
+        P10,
+        PATH10.replace(_OP1, "Exploring Operation: 4+4=8, Resulting Numbers: [1, 6, 8, 8]"),
+        v.NUMBER_REUSED,
+        "line 3: 4 is not available any more",
     ),
     # After two operations two numbers are left: the goal is claimed too early.
     (
@@ -337,6 +404,24 @@ PATH_FAILURES = [
         v.INCONSISTENT_STATE,
         "line 4: node does not match the last operation",
     ),
+    (
+        P10,
+        PATH10.replace(
+            "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2",
+            "Generated Node #0,0: 99:[1, 6, 2] Operation: 8/4=2",
+        ),
+        v.INCONSISTENT_STATE,
+        "line 4: node does not match the last operation",
+    ),
+    (
+        P10,
+        PATH10.replace(
+            "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2",
+            "Generated Node #0,0: 10:[1, 6, 3] Operation: 8/4=2",
+        ),
+        v.INCONSISTENT_STATE,
+        "line 4: node does not match the last operation",
+    ),
     # 8/4 = 2, 6-1 = 5, 2+5 = 7: a valid path to 7, but the target is 10.
     (
         P10,
@@ -358,6 +443,13 @@ PATH_FAILURES = [
         PATH10.replace(_OP1, "Exploring Operation: 8 / 4 = 2, Resulting Numbers: [1, 6, 2]"),
         v.UNPARSEABLE,
         "unparseable at line 3: 'Exploring Operation: 8 / 4 = 2, Resulting Numbers: [1, 6, 2]'",
+    ),
+    # a long unparseable line is quoted up to 80 characters
+    (
+        P10,
+        PATH10.replace(_OP1, "Exploring Operation: " + "x" * 100),
+        v.UNPARSEABLE,
+        "unparseable at line 3: " + repr("Exploring Operation: " + "x" * 59),
     ),
     (
         P10,
@@ -392,6 +484,9 @@ PATH_FAILURES = [
     ids=[
         "unknown-number",
         "number-reused",
+        "second-operand-unknown",
+        "second-operand-reused",
+        "one-copy-used-twice",
         "number-unused",
         "wrong-arithmetic",
         "division-not-exact",
@@ -401,10 +496,13 @@ PATH_FAILURES = [
         "state-numbers-wrong",
         "state-target-wrong",
         "generated-node-wrong-op",
+        "generated-node-wrong-target",
+        "generated-node-wrong-numbers",
         "not-target",
         "no-goal",
         "unknown-line",
         "spaced-operation",
+        "long-line",
         "bad-node-id",
         "unspaced-number-list",
         "number-too-long",
@@ -414,6 +512,33 @@ PATH_FAILURES = [
 def test_wrong_paths_say_what_was_wrong(problem, answer, code, reason):
     verdict = verify(problem, answer)
     assert (verdict.correct, verdict.code, verdict.reason) == (False, code, reason)
+    assert verdict.form == ("none" if code == v.TOO_LONG else "path")
+
+
+@pytest.mark.parametrize(
+    ("problem", "goal", "reason"),
+    [
+        # the line states the target, but the number left is 6
+        (Problem(7, (6,)), "7,7 equal: Goal Reached", "line 1: reached 6, the target is 7"),
+        # 7 is left and is the target, but the line claims 6 was reached
+        (Problem(7, (7,)), "6,7 equal: Goal Reached", "line 1: reached 7, the target is 7"),
+        # 7 is left, but the line names another target
+        (Problem(7, (7,)), "7,8 equal: Goal Reached", "line 1: reached 7, the target is 7"),
+    ],
+    ids=["number-left-is-not-the-target", "stated-number-is-not-the-number-left", "stated-target-is-wrong"],
+)
+def test_a_goal_line_must_agree_with_the_replay_on_both_numbers(problem, goal, reason):
+    verdict = verify(problem, goal)
+    assert (verdict.correct, verdict.code, verdict.reason, verdict.form) == (
+        False,
+        v.NOT_TARGET,
+        reason,
+        "path",
+    )
+
+
+def test_a_goal_line_alone_is_a_path_when_the_one_number_is_the_target():
+    assert verify(Problem(7, (7,)), "7,7 equal: Goal Reached") == Verdict(True, v.OK, "correct", "path")
 
 
 def test_a_goal_line_for_the_wrong_target_is_not_the_target():
