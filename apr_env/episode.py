@@ -421,6 +421,7 @@ class Episode:
             thread.reason = "answer" if self.answer is not None else "no_answer"
             self._end_episode("correct" if self.verdict.correct else self.verdict.code)
             return
+        thread.reason = reason  # a failed child's result names why it failed
         thread.result = self._child_result(thread)
         thread.reason = reason or ("answer" if thread.result.claimed else "no_answer")
         if thread.result.claimed and not thread.result.verified:

@@ -20,7 +20,7 @@ from apr_env import Episode, Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
 from apr_env.errors import ConfigError
 from apr_env.tokenizer import load_tokenizer
-from apr_env.tree import Status
+from apr_env.tree import ChildResult, Status
 
 P = Problem(10, (1, 4, 6, 8))
 ROOT_PROMPT = "Moving to Node #0\nCurrent State: 10:[1, 4, 6, 8], Operations: []"  # 64 characters
@@ -551,3 +551,141 @@ def test_dict_actions_behave_like_their_dataclasses(char_tok, structured, as_dic
     assert a.act(0, structured) == b.act(0, as_dict)
     assert a.threads[0].context == b.threads[0].context
     assert (a.done, a.outcome, len(a.threads)) == (b.done, b.outcome, len(b.threads))
+
+
+# --------------------------------------------------------------------------------------
+# A child that fails on a limit
+# --------------------------------------------------------------------------------------
+
+_FALSE_PATH = (
+    "10,10 equal: Goal Reached\nMoving to Node #0\n"
+    "Current State: 10:[1, 4, 6, 8], Operations: []\n"
+    "Exploring Operation: 1*4=10, Resulting Numbers: [6, 8, 10]\n"
+    "10,10 equal: Goal Reached"
+)
+
+
+def test_a_child_cut_at_the_window_claims_nothing_even_with_a_goal_line_in_its_text(char_tok):
+    # The child writes a (false) claim, then runs past its window: it failed, so its text is no
+    # claim, not a false claim, and its result says why it failed.
+    ep = Episode(P, "apr", limits=Limits(context_window=400), tokenizer=char_tok)
+    ep.act(0, Spawn(("0",)))
+    assert ep.act(1, _FALSE_PATH + "\n" + "z" * 400) == "fail"
+    child = ep.threads[1]
+    assert (child.status, child.reason) == (Status.FAILED, "context_window")
+    assert child.result == ChildResult(None, False, False, "context_window")
+    assert ep.metrics.false_claims == 0 and (1, "false_claim") not in ep.format_errors
+    assert ep.runnable == [0] and "<No Solution in Sub Search 0 at level 1 at Node #0>" in ep.observation(0)
+
+
+def test_a_child_that_finishes_without_a_claim_has_a_no_answer_result(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0",)))
+    ep.act(1, "No solution found.")
+    assert ep.threads[1].result == ChildResult(None, False, False, "no_answer")
+    assert (ep.threads[1].status, ep.threads[1].reason) == (Status.FINISHED, "no_answer")
+    assert ep.metrics.false_claims == 0
+
+
+def test_a_false_claim_is_recorded_with_the_verifier_code_and_the_claim(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0",)))
+    ep.act(1, _FALSE_PATH)
+    child = ep.threads[1]
+    claim = _FALSE_PATH.split("\n", 1)[1]  # the answer path after the first goal line
+    assert child.result == ChildResult(None, True, False, "wrong_arithmetic", claim)
+    assert child.reason == "answer" and (1, "false_claim") in ep.format_errors
+
+
+def test_a_verified_child_answer_is_joined_with_its_code(worked_example, char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0",)))
+    ep.act(1, worked_example.root_continuation)
+    result = ep.threads[1].result
+    assert (result.claimed, result.verified, result.reason) == (True, True, "ok")
+    assert result.answer == result.claim == worked_example.answer_path
+    assert ep.threads[1].reason == "answer" and not ep.format_errors
+
+
+# --------------------------------------------------------------------------------------
+# Board sharing (the broadcast protocol): what a child publishes reaches its running siblings
+# --------------------------------------------------------------------------------------
+
+_PUBLISH = "\n<Publish Dead End 10:[2, 6]>"  # starts with "\n": no separator is added
+_BOARD = "<Board>\n<Publish Dead End 10:[2, 6]>\n<End Board>\n"
+
+
+def test_a_published_line_reaches_running_siblings_only(char_tok):
+    ep = Episode(P, "broadcast", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0", "0", "0")))
+    ep.act(4, "No solution found.")  # finished: gets nothing
+    before = {tid: ep.observation(tid) for tid in (1, 2, 3)}
+    assert ep.act(1, Text(_PUBLISH, partial=True)) == "partial"
+    # the writer's own context and the waiting parent's are unchanged
+    assert ep.observation(1) == before[1] + _PUBLISH and len(ep.threads[1].calls) == 1
+    assert len(ep.threads[0].calls) == 1 and len(ep.threads[4].calls) == 1
+    for tid in (2, 3):
+        sibling = ep.threads[tid]
+        assert ep.observation(tid) == before[tid] + _BOARD
+        new = sibling.calls[-1]
+        assert (len(sibling.calls), new.inserted, new.kept) == (2, _BOARD, len(before[tid]))
+    assert ep.runnable == [2, 3, 1]  # sharing does not reorder the queue
+
+
+def test_a_published_line_reaches_the_siblings_of_the_latest_spawn(char_tok):
+    ep = Episode(P, "broadcast", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(1, "No solution found.")
+    ep.act(2, "No solution found.")
+    ep.act(0, Spawn(("0", "0")))  # a second spawn group: t3, t4
+    ep.act(3, Text(_PUBLISH, partial=True))
+    assert ep.observation(4).endswith(_BOARD) and len(ep.threads[4].calls) == 2
+    assert all(len(ep.threads[tid].calls) == 1 for tid in (1, 2))
+
+
+def test_board_lines_from_the_root_or_under_apr_are_shared_with_nobody(char_tok):
+    root = Episode(P, "broadcast", tokenizer=char_tok)
+    assert root.act(0, Text(_PUBLISH, partial=True)) == "partial"  # the root has no siblings
+    assert root.observation(0).endswith(_PUBLISH) and len(root.threads[0].calls) == 1
+    apr = Episode(P, "apr", tokenizer=char_tok)
+    apr.act(0, Spawn(("0", "0")))
+    apr.act(1, Text(_PUBLISH, partial=True))  # APR has no board
+    assert len(apr.threads[2].calls) == 1 and not apr.observation(2).endswith(_BOARD)
+
+
+def test_text_without_a_board_line_is_not_shared(char_tok):
+    ep = Episode(P, "broadcast", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(1, Text("\n<Publish nothing>", partial=True))  # looks like one, is not one
+    assert len(ep.threads[2].calls) == 1
+
+
+def test_a_sibling_pushed_past_its_window_by_the_board_fails_and_joins_as_no_solution(char_tok):
+    # root: 64 + "\n" + 2-child block 149 = 214 <= 250; t2: 64 + 151 = 215, + board 46 = 261 > 250
+    ep = Episode(P, "broadcast", limits=Limits(context_window=250), tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(2, Text("\n" + "w" * 150, partial=True))
+    ep.act(1, Text(_PUBLISH, partial=True))
+    sibling = ep.threads[2]
+    assert (sibling.status, sibling.reason) == (Status.FAILED, "context_window")
+    assert sibling.result == ChildResult(None, False, False, "context_window")
+    assert ep.runnable == [1]
+    ep.act(1, "No solution found.")
+    assert ep.runnable == [0] and "<No Solution in Sub Search 1 at level 1 at Node #0>" in ep.observation(0)
+
+
+def test_board_blocks_are_prefilled_context(char_tok):
+    # The same play under apr (no board) and broadcast: broadcast reads one board block more per
+    # running sibling (2 here) and generates nothing more.
+    def play(protocol):
+        ep = Episode(P, protocol, tokenizer=char_tok)
+        ep.act(0, Spawn(("0", "0", "0")))
+        ep.act(1, Text(_PUBLISH, partial=True))
+        for tid in (2, 3, 1):
+            ep.act(tid, "\nNo solution found.")  # starts a line: no separator after the board either
+        ep.act(0, "No solution found.")
+        return ep.metrics
+
+    apr, board = play("apr"), play("broadcast")
+    assert board.prefill_tokens == apr.prefill_tokens + 2 * len(_BOARD)
+    assert board.total_tokens == apr.total_tokens

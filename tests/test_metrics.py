@@ -22,10 +22,13 @@ Text lengths used below (characters = tokens):
 from __future__ import annotations
 
 import pytest
+from trace_text import calling_block
 
 from apr_env import Episode, Limits, Problem
 from apr_env.actions import Spawn, Text
-from apr_env.metrics import Metrics
+from apr_env.metrics import Metrics, compute_metrics, count_tokens
+from apr_env.tokenizer import load_tokenizer
+from apr_env.tree import Call, Thread
 
 P = Problem(10, (1, 4, 6, 8))
 
@@ -229,3 +232,164 @@ def test_text_then_token_ids_in_one_call_counts_every_token(char_tok):
 def test_metrics_to_dict_lists_every_metric(nested):
     d = nested.metrics.to_dict()
     assert d == NESTED_EXPECTED
+
+
+_FALSE_CLAIM = (
+    "10,10 equal: Goal Reached\nMoving to Node #0\n"
+    "Current State: 10:[1, 4, 6, 8], Operations: []\n"
+    "Exploring Operation: 1*4=10, Resulting Numbers: [6, 8, 10]\n"
+    "10,10 equal: Goal Reached"
+)
+
+
+def test_every_false_claim_is_counted(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0", "0")))
+    ep.act(1, _FALSE_CLAIM)
+    ep.act(2, "No solution found.")  # no claim: not a false claim
+    ep.act(3, _FALSE_CLAIM)
+    assert ep.metrics.false_claims == 2
+    assert [e for e in ep.format_errors if e[1] == "false_claim"] == [(1, "false_claim"), (3, "false_claim")]
+
+
+# --------------------------------------------------------------------------------------
+# Counting across calls: a resumed thread's prompt builds on its earlier calls' counts
+# --------------------------------------------------------------------------------------
+# Actions below start with "\n" (or follow a context ending in "\n"), so no separator is added and
+# every call's text is exactly what the test wrote.
+
+_BLOCK = "\n" + calling_block("0") + "\n"  # 1 + 99 + 1 = 101 characters
+_NO = "\nNo solution found."
+
+
+def _assert_counts_are_the_texts(ep: Episode) -> None:
+    """Per-character tokenizer: every count of every call is the length of its text."""
+    for t in ep.threads:
+        for call in t.calls:
+            assert (call.prompt_tokens, call.inserted_tokens, call.completion_tokens) == (
+                len(call.prompt),
+                len(call.inserted),
+                len(call.completion),
+            ), (t.id, call)
+
+
+def test_resumed_prompt_is_counted_exactly_after_the_parent_was_counted_near_the_window(char_tok):
+    # 64 + 101 + 2 > 166: the root's text is counted exactly when it is appended (101 tokens, known);
+    # the join keeps 65 characters of it and the resumed prompt is 65 + join block 86 = 151.
+    ep = Episode(P, "apr", limits=Limits(context_window=64 + 101 + 1), tokenizer=char_tok)
+    ep.act(0, _BLOCK)
+    assert ep.threads[0].calls[0].completion_tokens == 101  # counted while acting
+    ep.act(1, _NO)
+    ep.act(0, "No solution found.")
+    m = ep.metrics
+    assert ep.threads[0].calls[1].prompt_tokens == 151
+    assert m.max_context_tokens == 64 + 101 + 1  # the root's first call, right at the window
+    _assert_counts_are_the_texts(ep)
+
+
+def test_spawning_again_right_after_a_join_counts_the_resumed_prompt_exactly(char_tok):
+    # The resumed root's context ends with the join block's "\n", so its second calling block starts
+    # right at the start of its call: the second join keeps exactly that call's prompt.
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, _BLOCK)
+    ep.act(1, _NO)
+    ep.act(0, calling_block("0"))
+    assert ep.threads[0].calls[1].completion.startswith("<Calling Sub Searches>")
+    ep.act(2, _NO)
+    ep.act(0, "No solution found.")
+    root = ep.threads[0]
+    assert root.calls[2].kept == len(root.calls[1].prompt)
+    ep.metrics  # noqa: B018  (fills the counts)
+    _assert_counts_are_the_texts(ep)
+
+
+def test_calls_built_by_hand_are_counted(char_tok):
+    # `count_tokens` works on any tree: a later call without `kept` is counted in full, and supplied
+    # token ids are the completion's count even when a later call keeps only part of the text.
+    no_kept = Thread(id=0, parent=None, depth=0, start=P, calls=[Call("abc", completion="de"), Call("wxyz")])
+    with_ids = Thread(
+        id=0,
+        parent=None,
+        depth=0,
+        start=P,
+        calls=[
+            Call("P" * 10, completion="abcdef", completion_ids=[1] * 9),
+            Call("P" * 10 + "abc" + "JJ", inserted="JJ", kept=13),
+        ],
+    )
+    # as the episode leaves an id call: its count already known
+    known = Thread(
+        id=0,
+        parent=None,
+        depth=0,
+        start=P,
+        calls=[
+            Call(
+                "P" * 10, completion="abcdef", completion_ids=[1] * 9, prompt_tokens=10, completion_tokens=9
+            ),
+            Call("P" * 10 + "abc" + "JJ", inserted="JJ", kept=13),
+        ],
+    )
+    count_tokens([no_kept, with_ids, known], char_tok)
+    assert [c.prompt_tokens for c in no_kept.calls] == [3, 4]
+    assert with_ids.calls[0].completion_tokens == known.calls[0].completion_tokens == 9
+    # the kept head "abc" is counted as text: which of the 9 ids spell it is not known
+    assert with_ids.calls[1].prompt_tokens == known.calls[1].prompt_tokens == 10 + 3 + 2
+
+
+def test_a_board_block_after_token_ids_builds_on_the_ids_count(char_tok):
+    # t2's first call holds 3 characters given as 7 token ids; the board block keeps all of it, so
+    # t2's next prompt is its first prompt + the 7 ids + the block, as a runtime keeping ids feeds it.
+    ep = Episode(P, "broadcast", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(2, Text("abc", token_ids=(7,) * 7, partial=True))
+    ep.act(1, Text("\n<Publish Dead End 10:[2, 6]>", partial=True))
+    ep.metrics  # noqa: B018  (fills the counts)
+    calls = ep.threads[2].calls
+    assert calls[1].inserted == "<Board>\n<Publish Dead End 10:[2, 6]>\n<End Board>\n"
+    assert calls[1].prompt_tokens == 64 + 7 + len(calls[1].inserted)
+
+
+def test_an_empty_thread_has_zero_metrics(char_tok):
+    empty = Thread(id=0, parent=None, depth=0, start=P, calls=[Call("")])
+    m = compute_metrics([empty], [], char_tok)
+    assert m == Metrics(
+        0, 0, 0, 0, 0, 0, num_threads=1, num_spawns=0, depth=0, false_claims=0, rejected_children=0
+    )
+    assert (
+        empty.calls[0].prompt_tokens,
+        empty.calls[0].inserted_tokens,
+        empty.calls[0].completion_tokens,
+    ) == (0, 0, 0)
+
+
+class PrefixTokenizer:
+    """Adds one prefix piece to every text it encodes, as SentencePiece's dummy prefix does: counts are
+    not additive (count(a) + count(b) = count(a + b) + 1), so they show how each text was cut."""
+
+    def encode(self, text: str) -> list[int]:
+        return [0, *(ord(c) for c in text)] if text else []
+
+    def decode(self, ids) -> str:
+        return "".join(chr(i) for i in ids if i)
+
+
+def test_counts_follow_the_calls_texts_with_a_prefix_adding_tokenizer():
+    # The documented rule (`count_tokens`): a resumed call's prompt is the previous call's prompt count
+    # + the count of the kept head of its completion + the count of the inserted text, as a runtime that
+    # keeps each thread's token ids feeds it; the cut completion counts as head + rest. Empty text is 0.
+    tok = load_tokenizer(PrefixTokenizer())
+    ep = Episode(P, "apr", tokenizer=tok)
+    ep.act(0, _BLOCK)  # kept head: "\n"
+    ep.act(1, _NO)
+    ep.act(0, calling_block("0"))  # kept head: "" (the block starts the call)
+    ep.act(2, "")  # an empty action ends the child: nothing generated
+    ep.act(0, "No solution found.")
+    m = ep.metrics
+    root, c = ep.threads[0].calls, tok.count
+    assert root[0].prompt_tokens == 65 and root[0].inserted_tokens == 0  # 64 characters + the prefix
+    assert root[0].completion_tokens == c("\n") + c(_BLOCK[1:])  # 2 + 101: cut after the "\n"
+    assert root[1].prompt_tokens == root[0].prompt_tokens + c("\n") + c(root[1].inserted)
+    assert root[2].prompt_tokens == root[1].prompt_tokens + c(root[2].inserted)  # nothing of call 1 kept
+    assert ep.threads[2].calls[0].completion_tokens == 0
+    assert m.total_tokens == sum(call.completion_tokens for t in ep.threads for call in t.calls)
