@@ -19,8 +19,9 @@ from trace_text import calling_block
 from apr_env import Episode, Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
 from apr_env.errors import ConfigError
+from apr_env.protocols.apr import AprProtocol
 from apr_env.tokenizer import load_tokenizer
-from apr_env.tree import ChildResult, Status
+from apr_env.tree import ChildResult, Status, compact_tree
 
 P = Problem(10, (1, 4, 6, 8))
 ROOT_PROMPT = "Moving to Node #0\nCurrent State: 10:[1, 4, 6, 8], Operations: []"  # 64 characters
@@ -689,3 +690,278 @@ def test_board_blocks_are_prefilled_context(char_tok):
     apr, board = play("apr"), play("broadcast")
     assert board.prefill_tokens == apr.prefill_tokens + 2 * len(_BOARD)
     assert board.total_tokens == apr.total_tokens
+
+
+# --------------------------------------------------------------------------------------
+# Window boundaries: exactly full is allowed, one token more is cut
+# --------------------------------------------------------------------------------------
+# Actions start with "\n", so no separator is added: the numbers are the characters written.
+
+
+def test_an_action_that_exactly_fills_the_window_is_kept_whole(char_tok):
+    ep = Episode(P, "apr", limits=Limits(context_window=100), tokenizer=char_tok)
+    assert ep.act(0, "\n" + "x" * 35) == "finish"  # 64 + 36 = 100
+    assert ep.observation(0) == ROOT_PROMPT + "\n" + "x" * 35
+    assert ep.outcome == "no_answer" and not ep.truncated
+
+
+def test_an_action_one_token_past_the_window_is_cut_at_the_window(char_tok):
+    ep = Episode(P, "apr", limits=Limits(context_window=100), tokenizer=char_tok)
+    assert ep.act(0, "\n" + "x" * 36) == "fail"  # 101
+    call = ep.threads[0].calls[0]
+    assert call.context == ROOT_PROMPT + "\n" + "x" * 35 and call.completion_ids is None
+    assert ep.truncated and ep.outcome == "context_window"
+
+
+def test_a_partial_action_then_one_past_the_window_is_cut_at_the_window(char_tok):
+    ep = Episode(P, "apr", limits=Limits(context_window=100), tokenizer=char_tok)
+    assert ep.act(0, Text("\n" + "a" * 9, partial=True)) == "partial"  # 74
+    assert ep.act(0, Text("\n" + "b" * 26, partial=True)) == "fail"  # 27 more: 101
+    assert ep.observation(0) == ROOT_PROMPT + "\n" + "a" * 9 + "\n" + "b" * 25
+
+
+def test_a_thread_whose_window_is_full_fails_on_its_next_token(char_tok):
+    ep = Episode(P, "apr", limits=Limits(context_window=100), tokenizer=char_tok)
+    assert ep.act(0, Text("\n" + "a" * 35, partial=True)) == "partial"  # exactly 100: still running
+    assert ep.act(0, Text("\nb", partial=True)) == "fail"
+    assert ep.observation(0) == ROOT_PROMPT + "\n" + "a" * 35
+    assert ep.threads[0].reason == "context_window"
+
+
+def test_token_ids_past_the_window_are_cut_to_the_first_ids_that_fit(char_tok):
+    ep = Episode(P, "apr", limits=Limits(context_window=100), tokenizer=char_tok)
+    assert ep.act(0, Text("q" * 200, token_ids=(97,) * 200)) == "fail"
+    call = ep.threads[0].calls[0]
+    # room for 36 tokens: the first 36 ids are kept, and the text becomes what they spell
+    assert call.completion_ids == [97] * 36 and call.completion == "a" * 36
+
+
+def _resume_after_two_answers(window: int, answer: str, tokenizer) -> Episode:
+    """The root spawns two children that both answer: the join block holds both answer paths."""
+    ep = Episode(P, "apr", limits=Limits(context_window=window), tokenizer=tokenizer)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(1, answer)
+    ep.act(2, answer)
+    return ep
+
+
+def test_a_resumed_prompt_of_exactly_the_window_fits_and_one_more_does_not(worked_example, char_tok):
+    answer = worked_example.root_continuation
+    size = len(_resume_after_two_answers(10_000, answer, char_tok).threads[0].calls[1].prompt)
+    fits = _resume_after_two_answers(size, answer, char_tok)
+    assert fits.runnable == [0] and not fits.done
+    assert len(fits.threads[0].calls[1].prompt) == size
+    over = _resume_after_two_answers(size - 1, answer, char_tok)
+    assert over.done and over.truncated and over.threads[0].reason == "context_window"
+
+
+# --------------------------------------------------------------------------------------
+# Token budget: counted in tokens, and only exceeding it truncates
+# --------------------------------------------------------------------------------------
+
+
+def test_the_token_budget_counts_tokens_and_may_be_used_up_exactly():
+    tok = load_tokenizer(None)  # the Countdown tokenizer: fewer tokens than characters
+    text = "\nExploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]"
+    budget = tok.count(text)
+    assert budget < len(text)
+    ep = Episode(P, "apr", limits=Limits(max_total_tokens=budget), tokenizer=tok)
+    assert ep.act(0, Text(text, partial=True)) == "partial"  # exactly the budget: goes on
+    assert not ep.done and ep.metrics.total_tokens == budget
+    assert ep.act(0, Text("\n1", partial=True)) == "fail"  # past it: truncated
+    assert ep.done and ep.truncated and ep.outcome == "token_budget"
+
+
+# --------------------------------------------------------------------------------------
+# Token ids and meta within one call
+# --------------------------------------------------------------------------------------
+
+
+def test_text_after_token_ids_in_one_call_falls_back_to_counting_the_text(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Text("ab", token_ids=(1, 2, 3), partial=True))
+    ep.act(0, Text("\ncd", partial=True))
+    call = ep.threads[0].calls[0]
+    assert call.completion == "ab\ncd" and call.completion_ids is None
+    assert ep.metrics.total_tokens == 5  # the ids no longer cover the call's text: it is counted
+
+
+def test_meta_of_a_calls_actions_is_merged_into_a_copy(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    first = {"logprob": -1.0, "step": 1}
+    ep.act(0, Text("a", partial=True, meta=first))
+    ep.act(0, Text("b", partial=True, meta={"step": 2}))
+    assert ep.threads[0].calls[0].meta == {"logprob": -1.0, "step": 2}
+    assert first == {"logprob": -1.0, "step": 1}  # the policy's dict is not changed
+    ep.act(0, Text("c", partial=True))  # no meta: keeps what the call has
+    assert ep.threads[0].calls[0].meta == {"logprob": -1.0, "step": 2}
+
+
+def test_a_line_break_of_one_character_is_the_context_end_the_separator_looks_at(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Text("\n", partial=True))  # the call's completion is one "\n"
+    ep.act(0, Text("abc", partial=True))
+    assert ep.observation(0) == ROOT_PROMPT + "\nabc"  # no second "\n"
+    spawn = Episode(P, "apr", tokenizer=char_tok)
+    spawn.act(0, Spawn(("0",), text="\n"))  # the spawn's own text is one "\n"
+    assert spawn.threads[0].calls[0].completion == "\n" + calling_block("0") + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# What the tree records: labels, results, reasons, spawn groups
+# --------------------------------------------------------------------------------------
+
+
+def test_a_new_episode_is_running_with_nothing_decided(char_tok):
+    ep = Episode(P, tokenizer=char_tok)  # the default protocol is APR
+    assert ep.protocol.name == "apr" and ep.threads[0].label == "0"
+    assert (ep.done, ep.truncated, ep.outcome, ep.answer, ep.verdict) == (False, False, None, None, None)
+
+
+def test_the_root_records_its_result_and_reason(worked_example, char_tok):
+    path = worked_example.answer_path
+    wrong = path.replace("2*5=10", "2+5=10")
+    cases = [
+        (Answer(path), ChildResult(path, True, True, "ok"), "answer"),
+        ("No solution found.", ChildResult(None, False, False, "no_answer"), "no_answer"),
+        (Answer(wrong), ChildResult(wrong, True, False, "wrong_arithmetic"), "answer"),
+    ]
+    for action, result, reason in cases:
+        ep = Episode(P, "apr", tokenizer=char_tok)
+        ep.act(0, action)
+        root = ep.threads[0]
+        assert (root.result, root.status, root.reason) == (result, Status.FINISHED, reason)
+
+
+def test_children_are_labelled_with_their_node_and_groups_with_their_call(worked_example, char_tok):
+    ex = worked_example
+    ep = Episode(ex.problem, "apr", tokenizer=char_tok)
+    ep.act(0, ex.root_segment_0)
+    assert [t.label for t in ep.threads] == ["0", "0,0,0", "0,0,1"]
+    ep.act(1, "No solution found.")
+    ep.act(2, "No solution found.")
+    ep.act(0, Spawn(("0",)))  # a second spawn, from the root's second call
+    assert [g.call_index for g in ep.groups] == [0, 1]
+    assert ep.threads[3].label == "0"
+
+
+def test_a_child_whose_prompt_cannot_fit_records_why(char_tok):
+    tok = load_tokenizer(QuotesOnlyTokenizer())
+    text = (
+        "Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]\n"
+        "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2\n" + calling_block("0,0")
+    )
+    ep = Episode(P, "apr", limits=Limits(context_window=60), tokenizer=tok)
+    ep.act(0, text)
+    assert ep.threads[1].result == ChildResult(None, False, False, "prompt_exceeds_context_window")
+
+
+def test_an_invalid_child_request_is_a_format_error_and_a_refused_child_is_not(char_tok):
+    ep = Episode(P, "apr", limits=Limits(max_children_per_spawn=1), tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0", "0,7")))  # node #0,7 was never generated
+    assert ep.groups[0].rejected == {1: "max_children_per_spawn", 2: "unknown_node"}
+    assert ep.format_errors == [(0, "unknown_node")]
+
+
+class _RecordingJoin(AprProtocol):
+    """APR, remembering the results each join receives."""
+
+    def __init__(self):
+        super().__init__()
+        self.joins: list[list[ChildResult]] = []
+
+    def join(self, parent, group, request_start, results):
+        self.joins.append(list(results))
+        return super().join(parent, group, request_start, results)
+
+
+def test_the_join_receives_one_result_per_requested_child_in_spawn_order(char_tok):
+    protocol = _RecordingJoin()
+    ep = Episode(P, protocol, limits=Limits(max_children_per_spawn=2), tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0", "0,7", "0")))
+    ep.act(1, "No solution found.")
+    ep.act(2, "\n" + "z" * 5000)  # past the 4,096 window
+    assert protocol.joins == [
+        [
+            ChildResult(None, False, False, "no_answer"),
+            ChildResult(None, False, False, "context_window"),
+            ChildResult(None, False, False, "unknown_node"),
+            ChildResult(None, False, False, "max_children_per_spawn"),
+        ]
+    ]
+
+
+class _NoStructuredActions(AprProtocol):
+    """APR text, but no grammar for structured spawn and answer actions."""
+
+    def render_spawn(self, thread, labels):
+        return None
+
+    def render_answer(self, thread, answer):
+        return None
+
+
+@pytest.mark.parametrize(
+    "action,reason",
+    [(Spawn(("0",)), "spawn_not_supported"), (Answer(None), "answer_not_supported")],
+    ids=["spawn", "answer"],
+)
+def test_a_structured_action_the_protocol_cannot_write_fails_the_thread(char_tok, action, reason):
+    ep = Episode(P, _NoStructuredActions(), tokenizer=char_tok)
+    assert ep.act(0, action) == "fail"
+    assert (ep.threads[0].status, ep.threads[0].reason, ep.outcome) == (Status.FAILED, reason, reason)
+    assert ep.threads[0].calls[0].completion == ""
+
+
+def test_an_action_for_one_past_the_last_thread_is_ignored(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0",)))
+    assert ep.act(len(ep.threads), "x") == "ignored" and not ep.format_errors
+
+
+# --------------------------------------------------------------------------------------
+# Parallel steps: every ignored action is reported and recorded
+# --------------------------------------------------------------------------------------
+
+
+def test_parallel_step_reports_every_ignored_action_and_records_the_known_threads(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(1, "No solution found.")  # t1 finished
+    events = ep.act_parallel({2: Text("x", partial=True), 0: "waits", 1: "done", 99: "unknown", "t2": "bad"})
+    assert events == {2: "partial", 0: "ignored", 1: "ignored", 99: "ignored", "t2": "ignored"}
+    assert ep.format_errors == [(0, "action_while_waiting"), (1, "action_while_finished")]
+
+
+def test_parallel_step_stops_when_the_episode_ends_mid_step(char_tok):
+    ep = Episode(P, "apr", limits=Limits(max_total_tokens=200), tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))  # 150 tokens
+    events = ep.act_parallel({1: "\n" + "a" * 99, 2: "\nb"})  # t1 passes the budget: t2 never acts
+    assert events == {1: "fail"} and ep.outcome == "token_budget"
+    assert ep.threads[2].calls[0].completion == "" and not ep.format_errors
+
+
+# --------------------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------------------
+
+
+def test_summary_reports_outcome_answer_metrics_reward_and_tree(worked_example, char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Answer(worked_example.answer_path))
+    assert ep.summary() == {
+        "problem": P.info(),
+        "protocol": "apr",
+        "outcome": "correct",
+        "truncated": False,
+        "correct": True,
+        "answer": worked_example.answer_path,
+        "verdict": "ok",
+        "format_errors": [],
+        "metrics": ep.metrics.to_dict(),
+        "reward": 1.0,  # one thread: no parallelism bonus
+        "reward_correct": 1.0,
+        "reward_parallel_bonus": 0.0,
+        "reward_format_penalty": 0.0,
+        "tree": compact_tree(ep.threads, ep.groups),
+    }
