@@ -16,7 +16,8 @@ killed (a test failed or timed out), equivalent, survived, and the score
 A mutant is *equivalent* when no input can tell it from the original (a speed shortcut made
 stricter, a branch that cannot be reached, a default that every caller overrides).
 `benchmarks/mutation_equivalents.py` lists them by module, function and the exact changed
-lines, with the reason; a survivor that is not listed counts against the score. Mutant numbers
+lines (and, where a function holds the same line twice, the line above), with the reason; a
+survivor that is not listed counts against the score. Mutant numbers
 change whenever a function is edited, so they are matched by their diff, not their number.
 
 With `--write`, the table, the remaining survivors (with their diffs) and the equivalent
@@ -81,12 +82,15 @@ def run_mutmut(modules: list[str], jobs: int) -> dict[str, float]:
     return seconds
 
 
-def _changed_lines(diff: str) -> tuple[str, str]:
-    """The removed and the added lines of a mutant's unified diff, each stripped and joined by newlines."""
-    body = diff.split("\n")[2:]  # after the ---/+++ header
+def _changed_lines(diff: str) -> tuple[str, str, str]:
+    """The removed lines, the added lines (each stripped, joined by newlines) and the unchanged line
+    just above them (to tell apart identical lines of one function) of a mutant's unified diff."""
+    body = [line for line in diff.split("\n")[2:] if not line.startswith("@@")]  # after the header
     removed = "\n".join(line[1:].strip() for line in body if line.startswith("-"))
     added = "\n".join(line[1:].strip() for line in body if line.startswith("+"))
-    return removed, added
+    first = next(i for i, line in enumerate(body) if line[:1] in "-+")
+    above = body[first - 1][1:].strip() if first else ""
+    return removed, added, above
 
 
 def _function(mutant: str) -> str:
@@ -98,13 +102,20 @@ def _function(mutant: str) -> str:
     return mangled[2:]
 
 
+def _matches(entry: dict, function: str, removed: str, added: str, above: str) -> bool:
+    """Does an equivalent-mutant entry describe this change? ('after', when given, is the line above it.)"""
+    if (entry["function"], entry["removed"], entry["added"]) != (function, removed, added):
+        return False
+    return entry.get("after") is None or entry["after"] == above
+
+
 def module_results(module: str, path: str) -> dict:
     """Counts, equivalent mutants and survivors of one module, read from ``mutants/<path>.meta``."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
     meta = json.loads((ROOT / "mutants" / f"{path}.meta").read_text())
-    known = {(e["function"], e["removed"], e["added"]): e["why"] for e in EQUIVALENT if e["module"] == module}
+    known = [e for e in EQUIVALENT if e["module"] == module]
     counts = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0, "not_run": 0}
     equivalent, survivors = [], []
     for mutant, exit_code in sorted(meta["exit_code_by_key"].items()):
@@ -117,13 +128,13 @@ def module_results(module: str, path: str) -> dict:
             counts["not_run"] += 1
             continue
         diff = get_diff_for_mutant(mutant, path=path)
-        removed, added = _changed_lines(diff)
+        removed, added, above = _changed_lines(diff)
         function = _function(mutant)
         entry = {"mutant": mutant, "function": function, "removed": removed, "added": added}
-        why = known.get((function, removed, added))
-        if why is not None:
+        match = next((e for e in known if _matches(e, function, removed, added, above)), None)
+        if match is not None:
             counts["equivalent"] += 1
-            equivalent.append({**entry, "why": why})
+            equivalent.append({**entry, "why": match["why"]})
         else:  # survived, no test reached it, or a crash mutmut could not classify: all count against
             counts["survived"] += 1
             survivors.append({**entry, "status": status})

@@ -13,12 +13,282 @@ _EMPTY_TEXT = (
     "count('') is 0 for every TextTokenizer (encode adds no special token unless asked), so "
     "skipping the tokenizer for empty text only saves a call"
 )
+_STRICTER_SHORTCUT = (
+    "a stricter character bound only sends more texts to the exact token count, which decides the same "
+    "(the bound is a shortcut: printable ASCII has at least one character per token, +2 for a prefix piece)"
+)
+_OFF_THE_QUEUE = (
+    "the thread is not in the run queue here (act took the acting thread off it; a resumed parent was "
+    "waiting), so asking _end_thread to remove it or not changes nothing"
+)
+_LAST_CHARACTER = "Protocol.separate looks only at the tail's last character and whether it is empty"
 _LAST_THREAD = (
     "the thread with the largest id has no children (a child's id is larger than its parent's), "
     "so visiting it or not, or twice, adds nothing to any critical path"
 )
 
 EQUIVALENT: list[dict[str, str]] = [
+    # ---------------------------------------------------------------- episode
+    {
+        "module": "episode",
+        "function": "_printable",
+        "removed": 'return text.isascii() and not text.encode("ascii").translate(None, _PRINTABLE)',
+        "added": 'return text.isascii() and not text.encode("ASCII").translate(None, _PRINTABLE)',
+        "why": "codec names are case-insensitive: 'ASCII' is the same codec",
+    },
+    {
+        "module": "episode",
+        "function": "_tail",
+        "removed": "return call.completion[-1:] or call.prompt[-1:]",
+        "added": "return call.completion[-2:] or call.prompt[-1:]",
+        "why": _LAST_CHARACTER,
+    },
+    {
+        "module": "episode",
+        "function": "_tail",
+        "removed": "return call.completion[-1:] or call.prompt[-1:]",
+        "added": "return call.completion[-1:] or call.prompt[-2:]",
+        "why": _LAST_CHARACTER,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._join_text",
+        "removed": "return text + self.protocol.separate(text[-1:] or _tail(thread), rendered)",
+        "added": "return text + self.protocol.separate(text[-2:] or _tail(thread), rendered)",
+        "why": _LAST_CHARACTER,
+    },
+    {
+        "module": "episode",
+        "function": "Episode.__init__",
+        "removed": "self._generated_bound = 0  # upper bound on generated tokens so far (chars or exact ids)",
+        "added": "self._generated_bound = 1  # upper bound on generated tokens so far (chars or exact ids)",
+        "why": "a bound one too high can only start the exact recount earlier; the recount decides and "
+        "replaces the bound",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "bound_ok = ids is None and len(call.prompt) + len(call.completion) + len(text) + 2 <= window",
+        "added": "bound_ok = ids is None and len(call.prompt) + len(call.completion) + len(text) + 3 <= window",
+        "why": _STRICTER_SHORTCUT,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "bound_ok = ids is None and len(call.prompt) + len(call.completion) + len(text) + 2 <= window",
+        "added": "bound_ok = ids is None and len(call.prompt) + len(call.completion) + len(text) + 2 < window",
+        "why": _STRICTER_SHORTCUT,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._fits",
+        "removed": "if len(call.prompt) + 2 <= self.limits.context_window:  # every token covers >= 1 character",
+        "added": "if len(call.prompt) + 3 <= self.limits.context_window:  # every token covers >= 1 character",
+        "why": _STRICTER_SHORTCUT,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._fits",
+        "removed": "if len(call.prompt) + 2 <= self.limits.context_window:  # every token covers >= 1 character",
+        "added": "if len(call.prompt) + 2 < self.limits.context_window:  # every token covers >= 1 character",
+        "why": _STRICTER_SHORTCUT,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "cut = False",
+        "added": "cut = None",
+        "why": "`cut` is only tested for truth, and None is false like False",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "new_len = len(ids) if ids is not None else len(text)",
+        "added": "new_len = len(ids) if (ids is not None) and False else len(text)",
+        "why": "with token ids the character shortcut is off (bound_ok is False), so new_len is "
+        "recomputed from the ids before it is used",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "call.meta = {**(call.meta or {}), **meta} if call.meta else dict(meta)",
+        "added": "call.meta = {**(call.meta or {}), **meta} if (call.meta) or True else dict(meta)",
+        "why": "when the call has no meta yet, {**({}), **meta} is the same new dict as dict(meta)",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "if self._generated_bound > self.limits.total_token_budget:",
+        "added": "if self._generated_bound >= self.limits.total_token_budget:",
+        "why": "at exactly the budget the mutant only recounts; the exact count is not over the budget, "
+        "so the episode goes on either way",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": "return False",
+        "added": "return True",
+        "after": 'self._end_episode("token_budget", truncated=True)',
+        "why": "the episode is over: act sees `self.done` right after and returns 'fail' all the same",
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": 'return "fail"',
+        "added": 'return "XXfailXX"',
+        "after": "if self.done:",
+        "why": "unreachable: _append returned True, so nothing ended the episode while appending",
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": 'return "fail"',
+        "added": 'return "FAIL"',
+        "after": "if self.done:",
+        "why": "unreachable: _append returned True, so nothing ended the episode while appending",
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": "if type(action) is str:  # plain text, the usual action: no action object to build",
+        "added": "if type(None) is str:  # plain text, the usual action: no action object to build",
+        "why": "coerce_action turns a str into Text(str): no ids, no meta, not partial, the same path "
+        "(the branch only saves building the action object)",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._clean",
+        "removed": "def _clean(self, thread: Thread, text: str, *, separate: bool = True) -> str:",
+        "added": "def _clean(self, thread: Thread, text: str, *, separate: bool = False) -> str:",
+        "why": "the only caller passes `separate` explicitly",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._child_result",
+        "removed": 'return ChildResult(None, False, False, thread.reason or "failed")',
+        "added": 'return ChildResult(None, False, False, thread.reason or "XXfailedXX")',
+        "why": "unreachable fallback: every failure is recorded with its reason before the result is built",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._child_result",
+        "removed": 'return ChildResult(None, False, False, thread.reason or "failed")',
+        "added": 'return ChildResult(None, False, False, thread.reason or "FAILED")',
+        "why": "unreachable fallback: every failure is recorded with its reason before the result is built",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._end_thread",
+        "removed": 'self._end_episode(reason or "failed", truncated=reason == "context_window")',
+        "added": 'self._end_episode(reason or "XXfailedXX", truncated=reason == "context_window")',
+        "why": "unreachable fallback: every call that fails a thread passes a reason",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._end_thread",
+        "removed": 'self._end_episode(reason or "failed", truncated=reason == "context_window")',
+        "added": 'self._end_episode(reason or "FAILED", truncated=reason == "context_window")',
+        "why": "unreachable fallback: every call that fails a thread passes a reason",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._end_thread",
+        "removed": "if queued and thread.id in self._queue:",
+        "added": "if queued or thread.id in self._queue:",
+        "why": "callers pass queued=True only for running threads (in the queue) and queued=False only "
+        "for threads already off it, so both conditions agree",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": 'self._end_thread(thread, Status.FAILED, "context_window", queued=False)',
+        "added": 'self._end_thread(thread, Status.FAILED, "context_window", queued=None)',
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'self._end_thread(parent, Status.FAILED, "context_window", queued=False)',
+        "added": 'self._end_thread(parent, Status.FAILED, "context_window", queued=None)',
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": "self._end_thread(thread, Status.FINISHED, None, queued=False)",
+        "added": "self._end_thread(thread, Status.FINISHED, None, queued=None)",
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": 'self._end_thread(thread, Status.FAILED, "context_window", queued=False)',
+        "added": 'self._end_thread(thread, Status.FAILED, "context_window", )',
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'self._end_thread(parent, Status.FAILED, "context_window", queued=False)',
+        "added": 'self._end_thread(parent, Status.FAILED, "context_window", )',
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": "self._end_thread(thread, Status.FINISHED, None, queued=False)",
+        "added": "self._end_thread(thread, Status.FINISHED, None, )",
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._append",
+        "removed": 'self._end_thread(thread, Status.FAILED, "context_window", queued=False)',
+        "added": 'self._end_thread(thread, Status.FAILED, "context_window", queued=True)',
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'self._end_thread(parent, Status.FAILED, "context_window", queued=False)',
+        "added": 'self._end_thread(parent, Status.FAILED, "context_window", queued=True)',
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": "self._end_thread(thread, Status.FINISHED, None, queued=False)",
+        "added": "self._end_thread(thread, Status.FINISHED, None, queued=True)",
+        "why": _OFF_THE_QUEUE,
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "rejected"))',
+        "added": "by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, None))",
+        "why": "unreachable default: every requested child has a thread (with a result) or a rejection reason",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "rejected"))',
+        "added": "by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, ))",
+        "why": "unreachable default: every requested child has a thread (with a result) or a rejection reason",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "rejected"))',
+        "added": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "XXrejectedXX"))',
+        "why": "unreachable default: every requested child has a thread (with a result) or a rejection reason",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._maybe_join",
+        "removed": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "rejected"))',
+        "added": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "REJECTED"))',
+        "why": "unreachable default: every requested child has a thread (with a result) or a rejection reason",
+    },
     # ---------------------------------------------------------------- metrics
     {
         "module": "metrics",

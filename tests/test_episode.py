@@ -20,6 +20,7 @@ from apr_env import Episode, Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
 from apr_env.errors import ConfigError
 from apr_env.protocols.apr import AprProtocol
+from apr_env.protocols.broadcast import BroadcastProtocol
 from apr_env.tokenizer import load_tokenizer
 from apr_env.tree import ChildResult, Status, compact_tree
 
@@ -965,3 +966,40 @@ def test_summary_reports_outcome_answer_metrics_reward_and_tree(worked_example, 
         "reward_format_penalty": 0.0,
         "tree": compact_tree(ep.threads, ep.groups),
     }
+
+
+class _OneCharacterPrompt(AprProtocol):
+    """APR with a one-character root prompt."""
+
+    def root_prompt(self, problem):
+        return "#"
+
+
+def test_the_separator_looks_at_the_prompts_last_character_before_anything_is_generated(char_tok):
+    ep = Episode(P, _OneCharacterPrompt(), tokenizer=char_tok)
+    ep.act(0, Text("abc", partial=True))
+    assert ep.observation(0) == "#\nabc"
+
+
+def test_a_spawn_group_is_marked_joined_when_its_last_child_ends(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(1, "No solution found.")
+    assert not ep.groups[0].joined and ep.groups[0].open == 1
+    ep.act(2, "No solution found.")
+    assert ep.groups[0].joined and ep.groups[0].open == 0
+
+
+class _SignedBoard(BroadcastProtocol):
+    """Broadcast whose board block names the writer (the episode passes the writing thread)."""
+
+    def board_update(self, thread, text):
+        block = super().board_update(thread, text)
+        return None if block is None else f"<From t{thread.id}>\n{block}"
+
+
+def test_the_board_update_is_asked_with_the_writing_thread(char_tok):
+    ep = Episode(P, _SignedBoard(), tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(2, Text(_PUBLISH, partial=True))
+    assert ep.threads[1].calls[-1].inserted == "<From t2>\n" + _BOARD
