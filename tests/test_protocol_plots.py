@@ -116,3 +116,12 @@ def test_replot_redraws_the_three_figures_of_a_recorded_folder(tmp_path):
 def test_replot_of_a_folder_without_results_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"results\.json not found; pass the folder"):
         replot(tmp_path)
+
+
+def test_bench_replot_command_redraws_without_running(tmp_path, capsys):
+    from apr_env.cli import main as cli
+
+    (tmp_path / "results.json").write_text(json.dumps(sweep()))
+    assert cli(["bench", "--replot", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in (FIG4A, FIG6, FIG4B)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([FIG4A, FIG4B, FIG6, "results.json"])
