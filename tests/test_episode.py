@@ -184,14 +184,15 @@ def test_spawn_past_a_limit_rejects_children_with_a_reason(char_tok, limits, cre
 
 def test_total_token_budget_truncates_the_episode_and_fails_running_threads(char_tok):
     ep = Episode(P, "apr", limits=Limits(max_total_tokens=300), tokenizer=char_tok)
-    ep.act(0, calling_block("0", "0"))  # "\n" + 23 + 2*50 + 26 = 150 tokens
-    ep.act(1, Text("a" * 99, partial=True))  # "\n" + 99 = 100 -> 250
+    # generated tokens only: the "\n" the episode puts in front of each action is prefill
+    ep.act(0, calling_block("0", "0"))  # "\n" + 23 + 2*50 + 26: 149 generated
+    ep.act(1, Text("a" * 99, partial=True))  # "\n" + 99: 99 -> 248
     assert not ep.done
-    assert ep.act(2, "b" * 99) == "fail"  # 100 -> 350 > 300
+    assert ep.act(2, "b" * 99) == "fail"  # 99 -> 347 > 300
     assert ep.done and ep.truncated and ep.outcome == "token_budget"
     assert all(t.status is Status.FAILED for t in ep.threads)
     assert {t.reason for t in ep.threads} == {"token_budget"}
-    assert ep.metrics.total_tokens == 350
+    assert ep.metrics.total_tokens == 347
 
 
 def test_root_prompt_longer_than_the_window_ends_the_episode_at_once(char_tok):

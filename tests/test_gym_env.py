@@ -189,7 +189,7 @@ def test_worked_example_step_by_step_observations_and_info(worked_example, char_
     assert i4["outcome"] == "correct" and i4["correct"] and i4["answer"] == ex.answer_path
     assert i4["verdict"] == "ok" and i4["format_errors"] == [] and r == i4["reward"]
     assert [t["id"] for t in i4["tree"]] == [0, 1, 2] and i4["tree"][0]["children"] == [1, 2]
-    assert i4["metrics"]["critical_path_tokens"] == 1498 and i4["metrics"]["total_tokens"] == 1748
+    assert i4["metrics"]["critical_path_tokens"] == 1496 and i4["metrics"]["total_tokens"] == 1745
 
 
 SPAWN_0 = (
@@ -217,7 +217,7 @@ def test_render_ansi_returns_the_thread_tree(worked_example, char_tok):
     assert isinstance(picture, str)
     lines = picture.splitlines()
     # a header, then one line per thread, children indented under the root
-    for name, label, tokens in (("t0", "#0", 1184), ("t1", "#0,0,0", 314), ("t2", "#0,0,1", 250)):
+    for name, label, tokens in (("t0", "#0", 1183), ("t1", "#0,0,0", 313), ("t2", "#0,0,1", 249)):
         (line,) = [x for x in lines if f"{name} {label} " in x]
         assert f"{tokens} tok" in line
     assert lines.index(next(x for x in lines if "t0 #0 " in x)) < lines.index(
