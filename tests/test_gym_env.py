@@ -256,6 +256,18 @@ def test_root_past_its_window_truncates_not_terminates():
     assert info["outcome"] == "context_window" and info["truncated"]
 
 
+def test_a_10_mb_action_truncates_with_the_metrics_of_an_action_just_past_the_window():
+    infos = []
+    for action in ("x" * 10 * 2**20, "x" * 4096):
+        env = gym.make("APRCountdown-v0")
+        env.reset(options={"problem": P})
+        _, r, term, trunc, info = env.step(action)
+        assert (term, trunc, r) == (False, True, 0.0) and info["outcome"] == "context_window"
+        infos.append(info)
+    assert infos[0]["metrics"] == infos[1]["metrics"] and infos[0]["metrics"]["max_context_tokens"] == 4096
+    assert infos[0]["tree"] == infos[1]["tree"]
+
+
 def test_token_budget_truncates_the_episode():
     env = gym.make("APRCountdown-v0", max_total_tokens=50)
     env.reset(options={"problem": P})
