@@ -12,6 +12,7 @@ step bound computed from the limits.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -26,6 +27,7 @@ import apr_env
 from apr_env import Limits, Problem
 from apr_env.envs.gym_env import APRCountdownEnv
 from apr_env.errors import ConfigError
+from apr_env.protocols import PROTOCOLS
 
 P = Problem(10, (1, 4, 6, 8))
 STEP_KEYS = {"thread", "event", "runnable"}
@@ -311,6 +313,21 @@ def test_token_budget_truncates_the_episode():
 def test_window_that_cannot_hold_the_root_prompt_is_a_config_error_at_construction(make, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         make(**kwargs)
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize(
+    "generator",
+    [None, {"min_numbers": 3, "max_numbers": 5, "min_value": 0, "max_value": 150, "max_target": 999}],
+    ids=["apr_distribution", "wide"],
+)
+def test_the_smallest_accepted_window_holds_every_generated_problem(protocol, generator):
+    with pytest.raises(ConfigError) as error:
+        gym.make("APRCountdown-v0", protocol=protocol, generator=generator, context_window=1)
+    smallest = int(re.search(r"accepted: context_window >= (\d+)", str(error.value))[1])
+    env = gym.make("APRCountdown-v0", protocol=protocol, generator=generator, context_window=smallest)
+    for index in range(40):
+        env.reset(options={"index": index})  # raises ConfigError if a prompt did not fit
 
 
 def test_problem_in_reset_options_longer_than_the_window_is_a_config_error():
