@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `tests.tiny_models` and `runtime` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.provenance import provenance  # noqa: E402
+from apr_env.provenance import provenance  # noqa: E402
 from runtime.backends.base import GenerationRequest, SamplingParams  # noqa: E402
 from runtime.backends.kv_slots import SlotKVCache  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig  # noqa: E402

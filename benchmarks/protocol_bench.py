@@ -21,15 +21,15 @@ Sweep points run in worker processes; results do not depend on the worker count.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks.provenance import provenance
+from apr_env.provenance import provenance
 from runtime.progress import progress_bar
+from runtime.report import summarize
 
 KNOB = {
     "serial": "beam_size",
@@ -93,44 +93,14 @@ def _point(args: tuple) -> dict:
     run_cfg = RunConfig(protocol=protocol, limits=Limits(context_window=cfg.context_window), seed=cfg.seed)
     started = time.perf_counter()
     records = run_episodes(agent, problems, run_cfg)
-    return summarize(protocol, value, records, cfg.windows, time.perf_counter() - started)
-
-
-def summarize(protocol: str, value: int, records: list[dict], windows: list[int], seconds: float) -> dict:
-    """Aggregate episode records into one sweep point."""
-    n = len(records)
-
-    def mean(key: str) -> float:
-        return statistics.fmean(r["metrics"][key] for r in records)
-
-    correct = [r["correct"] for r in records]
-    contexts = sorted(r["metrics"]["max_context_tokens"] for r in records)
-    point = {
-        "protocol": protocol,
-        "knob": KNOB[protocol],
-        "value": value,
-        "episodes": n,
-        "accuracy": sum(correct) / n,
-        "total_tokens": mean("total_tokens"),
-        "critical_path_tokens": mean("critical_path_tokens"),
-        "prefill_tokens": mean("prefill_tokens"),
-        "longest_thread_tokens": mean("longest_thread_tokens"),
-        "max_context_tokens": mean("max_context_tokens"),
-        "max_context_p95": contexts[min(n - 1, int(0.95 * n))],
-        "threads": mean("num_threads"),
-        "spawns": mean("num_spawns"),
-        "truncated": sum(r["truncated"] for r in records) / n,
-        "cumulative_accuracy": {
-            str(w): sum(1 for r in records if r["correct"] and r["metrics"]["max_context_tokens"] <= w) / n
-            for w in windows
-        },
-        "seconds": seconds,
-    }
-    if protocol == "self_consistency":
-        point["pass_at_n"] = (
-            sum(any(t["answer_verified"] for t in r["tree"] if t["parent"] == 0) for r in records) / n
-        )
-    return point
+    return summarize(
+        records,
+        protocol=protocol,
+        knob=KNOB[protocol],
+        value=value,
+        windows=cfg.windows,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
@@ -164,50 +134,6 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         plot(results, out)
     return results
-
-
-def print_table(results: dict) -> None:
-    """The results as a rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    cfg = results["config"]
-    table = Table(
-        title=f"Protocols on {cfg['n_problems']} problems (seed {cfg['problem_seed']}), "
-        f"{cfg['context_window']}-token window"
-    )
-    for col in (
-        "protocol",
-        "knob",
-        "acc",
-        "total tok",
-        "crit. path",
-        "prefill",
-        "longest thr",
-        "peak ctx",
-        "threads",
-        "acc@2k",
-        "acc@4k",
-        "pass@N",
-    ):
-        table.add_column(col, justify="right" if col not in ("protocol", "knob") else "left")
-    for p in results["points"]:
-        cum = p["cumulative_accuracy"]
-        table.add_row(
-            p["protocol"],
-            f"{p['knob']}={p['value']}",
-            f"{p['accuracy']:.3f}",
-            f"{p['total_tokens']:.0f}",
-            f"{p['critical_path_tokens']:.0f}",
-            f"{p['prefill_tokens']:.0f}",
-            f"{p['longest_thread_tokens']:.0f}",
-            f"{p['max_context_tokens']:.0f}",
-            f"{p['threads']:.1f}",
-            f"{cum.get('2048', float('nan')):.3f}",
-            f"{cum.get('4096', float('nan')):.3f}",
-            f"{p['pass_at_n']:.3f}" if "pass_at_n" in p else "",
-        )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def plot(results: dict, out: Path) -> list[Path]:

@@ -38,6 +38,7 @@ from apr_env.limits import Limits
 from apr_env.problem import Problem
 from apr_env.protocols import get_protocol
 from apr_env.rewards import RewardConfig
+from apr_env.seeding import episode_seed
 from apr_env.tokenizer import load_tokenizer
 from runtime.progress import progress_bar
 
@@ -65,12 +66,6 @@ class RunConfig:
         if self.max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {self.max_concurrent}")
         get_protocol(self.protocol, **self.protocol_kwargs)  # fail early on a bad name
-
-
-def episode_seed(seed: int, index: int) -> int:
-    """A per-episode seed that depends only on (seed, index): same whatever the batch or order."""
-    x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**63 - 1)
-    return (x ^ (x >> 29)) & (2**31 - 1)
 
 
 def _record(ep: Episode, index: int, seed: int, latency: float, record_calls: bool) -> dict:

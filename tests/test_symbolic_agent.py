@@ -15,7 +15,8 @@ from agents.symbolic import SymbolicAgent, SymbolicConfig, parse_join
 from apr_env import Episode, generate_problems
 from apr_env.agent import observe
 from apr_env.cli import main as cli
-from runtime.runner import RunConfig, episode_seed, run_episodes
+from apr_env.seeding import episode_seed
+from runtime.runner import RunConfig, run_episodes
 from trainers.data import build_traces, segments
 
 PROBLEMS = generate_problems(60, seed=5)

@@ -1,0 +1,211 @@
+"""`apr-env eval` and `apr-env show`: the agents' commands (registered through the
+`apr_env.commands` entry point).
+
+    apr-env eval --agent apr --protocol apr --n 200
+    apr-env eval --agent llm --backend transformers --model DIR --protocol apr --n 16
+    apr-env eval --agent llm --backend sglang --url http://127.0.0.1:30000 --model DIR
+    apr-env show --protocol broadcast --index 3 --out episode.png
+
+Both build an agent (symbolic, random or an LLM behind a runtime backend) and run episodes
+through the runtime; everything heavy is imported inside the handlers, so `apr-env --help`
+stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+AGENTS = ("apr", "sos+", "symbolic", "random", "llm")
+
+
+def _make_agent(args: argparse.Namespace):
+    if args.agent in ("apr", "sos+", "symbolic"):
+        from agents.symbolic import SymbolicAgent, SymbolicConfig
+
+        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size)), None
+    if args.agent == "random":
+        from agents.random_agent import RandomAgent
+
+        return RandomAgent(), None
+    from agents.llm_agent import LLMAgent, LLMAgentConfig
+    from apr_env.tokenizer import load_tokenizer
+
+    if args.backend == "transformers":
+        if not args.model:
+            raise SystemExit(
+                "--agent llm --backend transformers needs --model DIR (a Hugging Face model folder)"
+            )
+        from runtime.backends.transformers_backend import TransformersBackend
+
+        tokenizer = load_tokenizer(args.model)
+        backend = TransformersBackend(args.model, tokenizer)
+    else:
+        if not args.url:
+            raise SystemExit(f"--backend {args.backend} needs --url of a running server")
+        tokenizer = load_tokenizer(args.model)
+        if args.backend == "sglang":
+            from runtime.backends.sglang_backend import SGLangBackend
+
+            backend = SGLangBackend(args.url, tokenizer=tokenizer)
+        else:
+            from runtime.backends.openai_backend import OpenAIBackend
+
+            backend = OpenAIBackend(args.url, tokenizer=tokenizer)
+    config = LLMAgentConfig(context_window=args.context_window, temperature=args.temperature)
+    return LLMAgent(backend, tokenizer, config), backend
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import statistics
+
+    from apr_env import Limits, generate_problems
+    from apr_env.provenance import provenance
+    from runtime.report import print_table, summarize
+    from runtime.runner import RunConfig, run_episodes, save_records
+
+    protocol = args.protocol or {"sos+": "serial"}.get(args.agent, "apr")
+    protocol_kwargs = {}
+    if args.sub_call_budget is not None:
+        protocol_kwargs["sub_call_budget"] = args.sub_call_budget
+    if args.token_budget is not None:
+        protocol_kwargs["token_budget"] = args.token_budget
+    agent, backend = _make_agent(args)
+    problems = generate_problems(args.n, seed=args.problem_seed)
+    config = RunConfig(
+        protocol=protocol,
+        protocol_kwargs=protocol_kwargs,
+        limits=Limits(context_window=args.context_window),
+        seed=args.seed,
+        max_concurrent=args.concurrency,
+        progress=True,
+        record_calls=bool(args.records),
+    )
+    try:
+        import time
+
+        started = time.perf_counter()
+        records = run_episodes(agent, problems, config)
+        wall = time.perf_counter() - started
+    finally:
+        if backend is not None:
+            backend.close()
+    point = summarize(
+        records,
+        protocol=protocol,
+        knob="agent",
+        value=args.agent,
+        windows=[1024, 2048, 3072, 4096],
+        seconds=wall,
+    )
+    latencies = sorted(r["latency_s"] for r in records)
+    point["latency_s"] = {
+        "mean": statistics.fmean(latencies),
+        "p50": latencies[len(latencies) // 2],
+        "p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+    }
+    results = {
+        "config": {
+            **vars(args),
+            "func": None,
+            "n_problems": args.n,
+            "problem_seed": args.problem_seed,
+            "context_window": args.context_window,
+        },
+        "command": "apr-env " + " ".join(sys.argv[1:]),
+        "provenance": provenance(),
+        "points": [point],
+    }
+    print_table(results)
+    print(
+        f"latency per episode: mean {point['latency_s']['mean']:.3f} s, p50 {point['latency_s']['p50']:.3f} s, "
+        f"p95 {point['latency_s']['p95']:.3f} s; wall {wall:.1f} s for {len(records)} episodes"
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    if args.records:
+        print(f"wrote episode records to {save_records(records, args.records)}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from agents.random_agent import RandomAgent
+    from agents.symbolic import SymbolicAgent, SymbolicConfig
+    from apr_env import Episode, Limits, generate_problems
+    from apr_env.agent import observe
+    from apr_env.seeding import episode_seed
+    from apr_env.timeline import plot_timeline
+
+    problem = generate_problems(1, seed=args.problem_seed, start=args.index)[0]
+    agent = (
+        RandomAgent() if args.agent == "random" else SymbolicAgent(SymbolicConfig(beam_size=args.beam_size))
+    )
+    ep = Episode(problem, args.protocol, limits=Limits(context_window=args.context_window))
+    seed = episode_seed(args.seed, args.index)
+    while not ep.done and ep.runnable:
+        batch = [observe(ep, tid, key=0, seed=seed) for tid in ep.runnable]
+        for obs, action in zip(batch, agent.act(batch)):
+            ep.act(obs.thread, action)
+    m = ep.metrics
+    tree = Tree(
+        f"[bold]{args.protocol}[/] target {problem.target} numbers {list(problem.numbers)}: "
+        f"[bold]{ep.outcome}[/] | total {m.total_tokens} tok, critical path {m.critical_path_tokens} tok"
+    )
+    nodes = {}
+    for t in ep.threads:
+        gen = t.generated_tokens
+        ok = (
+            ""
+            if t.result is None or not t.result.claimed
+            else (" ✓" if t.result.verified else " ✗ false claim")
+        )
+        label = f"{t.name} #{t.label} [{t.status.value}:{t.reason}] {gen} tok, {len(t.calls)} call(s){ok}"
+        nodes[t.id] = (tree if t.parent is None else nodes[t.parent]).add(escape(label))
+    Console().print(tree)
+    if args.out:
+        plot_timeline(ep, args.out)
+        print(f"wrote the timeline to {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the agents' subcommands to the `apr-env` parser."""
+    p = sub.add_parser("eval", help="one agent on one protocol: the bench table plus wall-clock latency")
+    p.add_argument("--agent", choices=AGENTS, default="apr")
+    p.add_argument("--protocol", default=None, help="default: serial for sos+, else apr")
+    p.add_argument("--backend", choices=("transformers", "sglang", "openai"), default="transformers")
+    p.add_argument(
+        "--model", default=None, help="model folder (transformers) or tokenizer folder (HTTP backends)"
+    )
+    p.add_argument("--url", default=None, help="server URL for --backend sglang/openai")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--problem-seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
+    p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")
+    p.add_argument("--context-window", type=int, default=4096)
+    p.add_argument("--concurrency", type=int, default=64, help="episodes in flight")
+    p.add_argument("--out", default=None, help="results JSON path")
+    p.add_argument("--records", default=None, help="episode records JSONL path")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("show", help="one episode as a rich tree and a timeline PNG")
+    p.add_argument("--protocol", default="apr")
+    p.add_argument("--agent", choices=("symbolic", "random"), default="symbolic")
+    p.add_argument("--index", type=int, default=0, help="problem index in the seeded stream")
+    p.add_argument("--problem-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beam-size", type=int, default=None)
+    p.add_argument("--context-window", type=int, default=4096)
+    p.add_argument("--out", default="episode.png", help="timeline PNG path ('' to skip)")
+    p.set_defaults(func=cmd_show)
