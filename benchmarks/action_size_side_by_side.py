@@ -44,8 +44,8 @@ import gymnasium as gym  # noqa: E402
 
 import apr_env  # noqa: E402, F401  (registers APRCountdown-v0)
 from apr_env import Episode, Limits, Problem  # noqa: E402
+from apr_env.provenance import provenance  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
-from benchmarks.provenance import provenance  # noqa: E402
 from tests.golden import APR  # noqa: E402
 
 PROBLEM = Problem(10, (1, 4, 6, 8))
