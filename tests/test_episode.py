@@ -192,7 +192,9 @@ def test_an_action_is_cut_where_the_whole_texts_tokens_reach_the_window(action):
     tok = default_tokenizer()
     ep = Episode(P, "serial", limits=Limits(context_window=100))
     prompt = ep.observation(0)
-    text = ep.protocol.separate(prompt[-1], re.sub(r"[^\x20-\x7e\n\t]", "?", action))
+    masked = re.sub(r"[^\x20-\x7e\n\t]", "?", action)
+    text = ep.protocol.separate(prompt[-1], masked)
+    separator = len(text) - len(masked)  # the "\n" the episode puts in front: 1 prefill token, not generated
     room = 100 - tok.count(prompt)
     event = ep.act(0, action)
     if not text:
@@ -200,10 +202,11 @@ def test_an_action_is_cut_where_the_whole_texts_tokens_reach_the_window(action):
     if tok.count(text) > room:
         assert event == "fail" and ep.outcome == "context_window"
         assert ep.observation(0) == prompt + tok.decode(tok.encode(text)[:room])
-        assert ep.metrics.total_tokens == room
+        assert ep.metrics.total_tokens == room - separator
     else:
         assert event == "finish" and ep.observation(0) == prompt + text
-        assert ep.metrics.total_tokens == tok.count(text)
+        assert ep.metrics.total_tokens == tok.count(text) - separator
+    assert ep.metrics.prefill_tokens == tok.count(prompt) + separator
 
 
 def test_child_past_the_window_fails_alone_and_joins_as_no_solution(worked_example, char_tok):
