@@ -380,7 +380,7 @@ def test_gymnasium_random_actions_never_raise(protocol, fuzz, data):
         return
     bound = fuzz.step_bound(limits)
     for step in range(bound):
-        _, r, term, trunc, info = env.step(plan[step % len(plan)])
+        _, _, term, trunc, info = env.step(plan[step % len(plan)])
         if term or trunc:
             break
     assert term or trunc, f"no end after {bound} steps"
