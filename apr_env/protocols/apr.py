@@ -146,7 +146,7 @@ class AprProtocol(Protocol):
                 [], len(call.prompt) + len(call.completion), ["calling_block_not_at_line_start"]
             )
         request_start = len(call.prompt) + start
-        children, errors = [], []
+        children, errors, options = [], [], {}
         context = call.prompt + call.completion[:start]
         memo: dict = {}
         level = str(thread.depth + 1)
@@ -157,7 +157,8 @@ class AprProtocol(Protocol):
                 continue
             m = g.RE_START_SUB.fullmatch(line)
             if m is None:
-                errors.append("malformed_spawn_line")
+                if not self.spawn_option(line, options):
+                    errors.append("malformed_spawn_line")
                 continue
             index, line_level, node_id = m.groups()
             if index != str(len(children)) or line_level != level:
@@ -167,7 +168,13 @@ class AprProtocol(Protocol):
             errors.append("text_after_end_calling")
         if not children:
             errors.append("empty_spawn")
-        return SpawnRequest(children, request_start, errors)
+        return SpawnRequest(children, request_start, errors, **options)
+
+    def spawn_option(self, line: str, options: dict) -> bool:
+        """Protocols with options inside the calling block (straggler control) read `line` into
+        `options` (`SpawnRequest` fields) and return True; APR has none, so every other line is
+        ``malformed_spawn_line``."""
+        return False
 
     def child_spec(self, thread: Thread, index: int, node_id: str, context: str, memo: dict) -> ChildSpec:
         """Child `index` of a spawn at `node_id`: its start state read from `context` (the parent's
