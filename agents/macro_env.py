@@ -121,7 +121,9 @@ class APRCountdownMacroEnv(gym.Env):
             if self._illegal < self.macro.max_illegal_actions:
                 return game.observe(tid), info["penalty"], False, False, info
             self._over = True
-            info.update(outcome="illegal_action_limit", env_reward=0.0, illegal_actions=self._illegal)
+            info.update(
+                outcome="illegal_action_limit", correct=False, env_reward=0.0, illegal_actions=self._illegal
+            )
             return game.observe(tid), info["penalty"], False, True, info
         text = game.decide(tid, index)
         if self.macro.token_cost:

@@ -58,6 +58,8 @@ class MacroPolicyAgent(Agent):
         self.policy = policy
         self.deterministic = deterministic
         self._games: dict[int, MacroGame] = {}
+        self.history: dict[int, list[tuple[int, int, int]]] = {}
+        """Per finished episode key, its decisions as (thread, depth, action): for behaviour reports."""
 
     @classmethod
     def load(cls, path: str | Path, *, deterministic: bool = True, **overrides) -> MacroPolicyAgent:
@@ -103,4 +105,6 @@ class MacroPolicyAgent(Agent):
         return game.decide(tid, self.choose(game.observe(tid), game.masks(tid)))
 
     def end_episode(self, episode: int) -> None:
-        self._games.pop(episode, None)
+        game = self._games.pop(episode, None)
+        if game is not None:
+            self.history[episode] = [(t, game.episode.threads[t].depth, a) for t, a in game.decisions]
