@@ -142,6 +142,7 @@ class ThreadSearch:
         self.expansions = 0
         self.spawns = 0
         self._cache = None  # (node, lines, explore, goal): the best node's expansion, computed ahead
+        self._counted = (None, 0, 0)  # (call, characters counted, tokens): `context_tokens`, incremental
 
     def expansion(self, node) -> tuple[list[str], list, bool]:
         """The lines expanding `node` writes, its nodes to explore, and whether it reached the goal."""
@@ -156,6 +157,20 @@ class ThreadSearch:
         explore, goal = expand(ctx, node)
         self._cache = (node, out, explore, goal)
         return out, explore, goal
+
+    def context_tokens(self, call, tokenizer) -> int:
+        """Tokens of the call's context for the observation, counting only what was added since.
+
+        Exact for tokenizers whose tokens never cross a line end (the Countdown tokenizer); the
+        texts are added a line at a time. The limits themselves are checked exactly (`MacroGame._fits`).
+        """
+        seen, chars, tokens = self._counted  # chars: of the completion (the prompt is counted once)
+        if seen is not call or chars > len(call.completion):
+            chars, tokens = 0, tokenizer.count(call.prompt) if call.prompt else 0
+        if len(call.completion) > chars:
+            tokens += tokenizer.count(call.completion[chars:])
+        self._counted = (call, len(call.completion), tokens)
+        return tokens
 
     def best_nodes(self, k: int) -> list:
         """The k best frontier nodes in the order k pops would take them (the heap is left as is)."""
@@ -241,15 +256,16 @@ class MacroGame:
             texts[EXPAND] = Text(pre + body + "\n", partial=not goal and left > 0)
             masks[EXPAND] = self._fits(thread, texts[EXPAND].text)
             best = search.best_nodes(macro.max_spawn)
+            prompts_fit = thread.depth < lim.max_depth  # and every child's prompt so far fits its window
+            block = grammar.calling_lines([n.id for n in best], thread.depth + 1)  # [open, starts..., close]
             for k in range(1, len(best) + 1):
-                ids = [n.id for n in best[:k]]
-                texts[k] = Text(pre + "\n".join(grammar.calling_lines(ids, thread.depth + 1)) + "\n")
+                texts[k] = Text(pre + "\n".join(block[: k + 1]) + "\n" + block[-1] + "\n")
+                prompts_fit = prompts_fit and self._prompt_fits(search, best[k - 1])
                 masks[k] = (
-                    thread.depth < lim.max_depth
+                    prompts_fit
                     and k <= lim.max_children_per_spawn
                     and len(ep.threads) + k <= lim.max_threads
                     and self._fits(thread, texts[k].text)
-                    and all(self._prompt_fits(search, n) for n in best[:k])
                 )
         texts[macro.give_up] = Text(pre + grammar.NO_SOLUTION + "\n")
         masks[macro.give_up] = self._fits(thread, texts[macro.give_up].text)
@@ -284,11 +300,8 @@ class MacroGame:
         return others + mine <= budget
 
     def _prompt_fits(self, search: ThreadSearch, node) -> bool:
-        prompt = (
-            grammar.moving_line(node.id)
-            + "\n"
-            + grammar.state_line(search.ctx.target, node.nums, search.full_ops(node))
-        )
+        """Does the child prompt of `node` fit a window? (`ops_text_of` holds the ops from the root.)"""
+        prompt = lines.node_prompt(node.id, search.ctx.target_text, node.nums_text, ops_text_of(node))
         window = self.limits.context_window
         return len(prompt) + 2 <= window or self.tokenizer.count(prompt) <= window
 
@@ -412,7 +425,7 @@ class MacroGame:
         for i, node in enumerate(best):
             obs["frontier"][1 + i] = min(node.h / VALUE_SCALE, 100.0)
         call = thread.calls[-1]
-        used = self.tokenizer.count(call.prompt + call.completion)
+        used = search.context_tokens(call, self.tokenizer)
         obs["budgets"][:] = np.clip(
             [
                 1.0 - len(ep.threads) / lim.max_threads,
