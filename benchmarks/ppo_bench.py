@@ -18,6 +18,7 @@ Writes ``results.json`` (with the training summary, command and provenance) to `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -77,8 +78,7 @@ def behaviour(agent, records: list[dict], difficulty: dict[int, int]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="MaskablePPO zip from `apr-env train ppo`")
-    parser.add_argument("--n", type=int, default=200, help="test problems (at most 200)")
-    parser.add_argument("--problem-seed", type=int, default=0, help="the split seed used in training")
+    parser.add_argument("--n", type=int, default=200, help="test problems (at most the run's test_problems)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/ppo")
     args = parser.parse_args(argv)
@@ -88,11 +88,13 @@ def main(argv=None) -> int:
     from trainers.ppo import splits
     from trainers.ppo_config import PPOConfig
 
-    env_kwargs = (
-        json.loads(env_kwargs_path(args.model).read_text()) if args.model else PPOConfig().env_kwargs()
-    )
+    # the run's own config rebuilds its splits, so the test problems are disjoint from its train/eval ones
+    summary_path = Path(args.model).with_name("summary.json") if args.model else None
+    training = json.loads(summary_path.read_text()) if summary_path and summary_path.exists() else None
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    cfg = PPOConfig(**{k: v for k, v in (training or {}).get("config", {}).items() if k in fields})
+    env_kwargs = json.loads(env_kwargs_path(args.model).read_text()) if args.model else cfg.env_kwargs()
     limits = Limits(context_window=env_kwargs["context_window"], max_threads=env_kwargs["max_threads"])
-    cfg = PPOConfig(problem_seed=args.problem_seed, train_problems=1, eval_problems=1)
     problems = splits(cfg)["test"][: args.n]
     agents = {
         "macro_expand": MacroPolicyAgent(expand_only, env_kwargs),
@@ -135,15 +137,13 @@ def main(argv=None) -> int:
     results = {
         "command": "python -m benchmarks.ppo_bench " + " ".join(sys.argv[1:] if argv is None else argv),
         "provenance": provenance(),
-        "problems": {"split": "test", "problem_seed": args.problem_seed, "n": len(problems)},
+        "problems": {"split": "test", "problem_seed": cfg.problem_seed, "n": len(problems)},
         "env_kwargs": env_kwargs,
         "points": points,
         "behaviour": behaviours,
     }
-    if args.model:
-        summary = Path(args.model).with_name("summary.json")
-        if summary.exists():
-            results["training"] = json.loads(summary.read_text())
+    if training is not None:
+        results["training"] = training
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

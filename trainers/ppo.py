@@ -59,10 +59,13 @@ class InOrder(gym.Wrapper):
 
 
 def splits(config: PPOConfig) -> dict:
-    """Disjoint train / eval / test problems (test: 200, for `benchmarks/ppo_bench.py`)."""
-    return split_problems(
-        {"train": config.train_problems, "eval": config.eval_problems, "test": 200}, seed=config.problem_seed
-    )
+    """Disjoint train / eval / test problems; the same sizes and seed give the same splits.
+
+    The test split is drawn even though training never reads it, so that the train split
+    excludes it: `benchmarks/ppo_bench.py` rebuilds the splits from the run's saved config.
+    """
+    sizes = {"train": config.train_problems, "eval": config.eval_problems, "test": config.test_problems}
+    return split_problems(sizes, seed=config.problem_seed)
 
 
 def make_env_fn(problems, env_kwargs: dict, monitor_file: str | None = None):

@@ -45,6 +45,8 @@ class PPOConfig:
     """Training problems (the env draws among them)."""
     eval_problems: int = 100
     """Held-out problems for MaskableEvalCallback (played in order, deterministic policy)."""
+    test_problems: int = 200
+    """Held-out problems never seen in training, for `benchmarks/ppo_bench.py` (0: none)."""
     eval_freq: int = 5000
     """Timesteps between evaluations (all envs together)."""
     max_spawn: int = 8
@@ -74,6 +76,12 @@ class PPOConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"PPOConfig.{name} must be a positive int, got {value!r}")
+        if (
+            isinstance(self.test_problems, bool)
+            or not isinstance(self.test_problems, int)
+            or self.test_problems < 0
+        ):
+            raise ConfigError(f"PPOConfig.test_problems must be an int >= 0, got {self.test_problems!r}")
         if self.vec_env not in VEC_ENVS:
             raise ConfigError(f"PPOConfig.vec_env={self.vec_env!r}; accepted: {', '.join(VEC_ENVS)}")
         if self.batch_size > self.n_steps * self.n_envs:
