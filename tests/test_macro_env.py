@@ -211,6 +211,7 @@ def test_maskable_ppo_trains_a_few_hundred_steps_and_reloads_identically(tmp_pat
             env.reset()
 
 
+@pytest.mark.slow
 def test_subproc_vec_env_with_masks():
     from sb3_contrib.common.maskable.utils import get_action_masks
     from stable_baselines3.common.vec_env import SubprocVecEnv

@@ -24,6 +24,7 @@ def test_config_rejects_bad_values_with_the_accepted_ones():
         PPOConfig(total_timesteps=0)
 
 
+@pytest.mark.slow
 def test_tiny_training_run_saves_a_policy_that_eval_plays(tmp_path, capsys):
     from agents.sb3_agent import MacroPolicyAgent
     from apr_env.cli import main
