@@ -115,7 +115,9 @@ class APRCountdownMacroEnv(gym.Env):
         game, tid = self.game, self._tid
         index = _as_index(action, self.macro.n_actions)
         info = {"thread": tid, "action": index, "illegal_action": False, "shaping": 0.0, "penalty": 0.0}
-        if tid is None or index is None or not game.masks(tid)[index]:
+        if tid is None:  # the episode ended at reset (a prompt longer than the window): nothing to decide
+            return self._finish(info, 0.0)
+        if index is None or not game.masks(tid)[index]:
             self._illegal += 1
             info.update(illegal_action=True, penalty=-self.macro.illegal_penalty, event="illegal")
             if self._illegal < self.macro.max_illegal_actions:
@@ -130,9 +132,13 @@ class APRCountdownMacroEnv(gym.Env):
             info["shaping"] = -self.macro.token_cost * game.tokenizer.count(text.text) / 1000.0
         info["event"] = "decision"
         self._tid = game.advance()
-        reward = info["shaping"]
         if self._tid is not None:
-            return game.observe(self._tid), reward, False, False, info
+            return game.observe(self._tid), info["shaping"], False, False, info
+        return self._finish(info, info["shaping"])
+
+    def _finish(self, info: dict, reward: float):
+        """The last step: the text env's summary and reward (plus this step's shaping)."""
+        game = self.game
         self._over = True
         summary = game.episode.summary()
         info.update(summary, env_reward=float(summary["reward"]), illegal_actions=self._illegal)

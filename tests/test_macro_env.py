@@ -248,3 +248,12 @@ def test_runner_adapter_plays_the_same_episodes_as_the_env():
             done = term or trunc
         assert record["metrics"] == info["metrics"] and record["outcome"] == info["outcome"]
         assert record["tree"] == info["tree"]
+
+
+def test_an_episode_over_at_reset_ends_on_the_first_step():
+    env = APRCountdownMacroEnv(context_window=10)  # the root prompt alone overflows the window
+    env.reset(seed=0)
+    assert env.action_masks().tolist() == [False] * 9 + [True]
+    _, reward, term, trunc, info = env.step(9)
+    assert (reward, term, trunc) == (0.0, False, True)
+    assert info["outcome"] == "prompt_exceeds_context_window" and not info["correct"]
