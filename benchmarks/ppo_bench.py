@@ -3,15 +3,16 @@
     python -m benchmarks.ppo_bench --model runs/ppo/model.zip --out benchmarks/results/ppo
     python -m benchmarks.ppo_bench --n 40 --out /tmp/ppo_bench            # baselines only (no --model)
 
-Every agent plays the ``test`` split of `trainers.ppo.splits` (disjoint from the training and
-eval problems) through the runner, under the same limits: the PPO policy
-(`agents.sb3_agent.MacroPolicyAgent`), the APR and SoS+ symbolic agents (`agents.symbolic`),
-and two fixed policies in the PPO's own action space, so that "did it learn anything beyond
-the fixed heuristic" has an answer: ``macro_expand`` (never spawn: serial best-first) and
-``macro_spawn_max`` (the root expands once, then spawns the most children the masks allow;
-children expand). Per agent: accuracy, mean total / critical-path tokens and the rest of
-`runtime.report.summarize`; for the macro policies also their action counts and their spawn
-width by problem difficulty (terciles of the serial search's cost, unsolved = hardest).
+Every agent plays the ``test`` split of `trainers.ppo.splits` (rebuilt from the run's saved
+config, so it is disjoint from the training and eval problems) through the runner, under the
+same limits: the PPO policy (`agents.sb3_agent.MacroPolicyAgent`; ``ppo`` takes the most likely
+legal action, ``ppo_sampled`` samples from it with torch seeded), the APR and SoS+ symbolic agents
+(`agents.symbolic`), and two fixed policies in the PPO's own action space, so that "did it learn
+anything beyond the fixed heuristic" has an answer: ``macro_expand`` (never spawn: serial
+best-first) and ``macro_spawn_max`` (the root expands once, then spawns the most children the
+masks allow; children expand). Per agent: accuracy, mean total / critical-path tokens and the
+rest of `runtime.report.summarize`; for the macro policies also their action counts and their
+spawn width by problem difficulty (terciles of the serial search's cost, unsolved = hardest).
 Writes ``results.json`` (with the training summary, command and provenance) to ``--out``.
 """
 
@@ -83,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results/ppo")
     args = parser.parse_args(argv)
 
+    import torch
+
     from agents.sb3_agent import MacroPolicyAgent, env_kwargs_path
     from agents.symbolic import SymbolicAgent
     from trainers.ppo import splits
@@ -103,11 +106,16 @@ def main(argv=None) -> int:
         "sos+": SymbolicAgent(),
     }
     if args.model:
-        agents = {"ppo": MacroPolicyAgent.load(args.model), **agents}
+        agents = {
+            "ppo": MacroPolicyAgent.load(args.model),
+            "ppo_sampled": MacroPolicyAgent.load(args.model, deterministic=False),
+            **agents,
+        }
     points, records = [], {}
     for name, agent in agents.items():
         protocol = "serial" if name == "sos+" else "apr"
         config = RunConfig(protocol=protocol, limits=limits, seed=args.seed, max_concurrent=16)
+        torch.manual_seed(args.seed)  # the sampled policy draws from torch's generator
         started = time.perf_counter()
         records[name] = run_episodes(agent, problems, config)
         seconds = time.perf_counter() - started
