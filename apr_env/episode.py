@@ -11,7 +11,9 @@ Life of an action (thread t, running):
    Plain text is sanitised to printable ASCII, tab and newline (other characters become
    ``?``, recorded as a format error) and gets the protocol's line separator.
 2. Context window: if t's prompt + generated text exceed `limits.context_window` tokens,
-   the text is cut at the window and t fails with reason ``context_window``.
+   the text is cut at the window and t fails with reason ``context_window``. The text is
+   counted and cut within a prefix bounded by the room left (`TextTokenizer.count_upto`,
+   `encode_head`), so a megabyte action costs about what a window-sized one does.
 3. Spawn: if the protocol parses a spawn request at the end of the text, children are
    created in spawn order (subject to depth, per-spawn and thread limits; refused or invalid
    requests are recorded and join as 'no solution') and t waits. Otherwise t finishes.
@@ -38,7 +40,6 @@ final metrics.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 
 from apr_env.actions import Answer, Join, Spawn, Text, coerce_action
@@ -51,13 +52,22 @@ from apr_env.tokenizer import load_tokenizer
 from apr_env.tree import Call, ChildResult, SpawnGroup, Status, Thread, compact_tree
 from apr_env.verifier import Verdict, verify
 
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\n\t]")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n\t"
+_MASK = bytes(b if b in _PRINTABLE else ord("?") for b in range(256))
 
 
 def _printable(text: str) -> bool:
     """Only printable ASCII, tab and newline? (C-speed: deleting the allowed bytes must leave nothing)."""
     return text.isascii() and not text.encode("ascii").translate(None, _PRINTABLE)
+
+
+def _mask(text: str) -> str:
+    """`text` with every character but printable ASCII, tab and newline replaced by ``?``, one for one.
+
+    C-speed (an ASCII encode that writes ``?`` for each other code point, then a byte table), so
+    a megabyte action costs milliseconds, as `_printable` does.
+    """
+    return text.encode("ascii", "replace").translate(_MASK).decode("ascii")
 
 
 def _tail(thread: Thread) -> str:
@@ -271,7 +281,7 @@ class Episode:
         text also gets the protocol's line separator (token-id actions are kept as sampled)."""
         if not _printable(text):
             self.format_errors.append((thread.id, "unprintable_characters"))
-            text = _UNPRINTABLE.sub("?", text)
+            text = _mask(text)
         return self.protocol.separate(_tail(thread), text) if separate else text
 
     def _join_text(self, thread: Thread, text: str, rendered: str) -> str:
@@ -301,10 +311,11 @@ class Episode:
         if not bound_ok:
             count_tokens([thread], self.tokenizer)  # incremental: builds on the thread's earlier calls
             done = call.completion_tokens
-            room = window - call.prompt_tokens - done
-            new_len = len(ids) if ids is not None else self.tokenizer.count(text)
+            room = max(window - call.prompt_tokens - done, 0)
+            # counted and cut within a prefix bounded by the room left, whatever the text's length
+            new_len = len(ids) if ids is not None else self.tokenizer.count_upto(text, room)
             if new_len > room:
-                keep = list(ids if ids is not None else self.tokenizer.encode(text))[: max(room, 0)]
+                keep = list(ids[:room]) if ids is not None else self.tokenizer.encode_head(text, room)
                 text = self.tokenizer.decode(keep)
                 ids = keep if ids is not None else None
                 new_len, cut = len(keep), True
