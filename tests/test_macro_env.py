@@ -23,7 +23,9 @@ from agents.macro_env import APRCountdownMacroEnv
 from agents.macro_game import EXPAND
 from apr_env import Limits, generate_problems
 from apr_env.errors import ConfigError
+from apr_env.protocols import get_protocol
 from apr_env.seeding import episode_seed
+from apr_env.tokenizer import load_tokenizer
 from apr_env.tree import Status
 
 PROBLEMS = generate_problems(12, seed=3)
@@ -250,10 +252,17 @@ def test_runner_adapter_plays_the_same_episodes_as_the_env():
         assert record["tree"] == info["tree"]
 
 
+def test_a_window_too_small_for_the_prompt_is_refused_at_construction():
+    with pytest.raises(ConfigError, match="accepted: context_window >= "):
+        APRCountdownMacroEnv(context_window=10)
+
+
 def test_an_episode_over_at_reset_ends_on_the_first_step():
-    env = APRCountdownMacroEnv(context_window=10)  # the root prompt alone overflows the window
-    env.reset(seed=0)
+    problem = PROBLEMS[0]
+    prompt_tokens = load_tokenizer(None).count(get_protocol("apr").root_prompt(problem))
+    env = APRCountdownMacroEnv(problems=[problem], context_window=prompt_tokens)  # no room for any text
+    env.reset(seed=0)  # nothing fits: the forced give-up is cut at the window and fails the root
     assert env.action_masks().tolist() == [False] * 9 + [True]
     _, reward, term, trunc, info = env.step(9)
     assert (reward, term, trunc) == (0.0, False, True)
-    assert info["outcome"] == "prompt_exceeds_context_window" and not info["correct"]
+    assert info["outcome"] == "context_window" and not info["correct"]
