@@ -136,3 +136,11 @@ class Backend(abc.ABC):
 
 class BackendError(RuntimeError):
     """A backend could not produce a result; the message names the backend, URL/status where known."""
+
+
+class ContextLengthError(BackendError):
+    """The server refused a request because prompt + output would not fit its context length.
+
+    Not a failure of the run: the runner ends that thread as cut off by its window (a
+    recorded, truncated outcome) and carries on with the others.
+    """
