@@ -66,6 +66,12 @@ def _start_server(model_dir) -> tuple[subprocess.Popen, str]:
         time.sleep(0.2)
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+    proc.stdout.close()
+
+
 def _eval_argv(backend: str, model_dir, records, out, *extra: str) -> list[str]:
     return [
         "eval",
@@ -112,8 +118,7 @@ def test_killing_the_server_keeps_finished_episodes_and_resume_plays_the_rest(mo
     try:
         rc = cli(_eval_argv("sglang", model_dir, records, out, "--url", url))
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        _stop(proc)
         watcher.join(timeout=10)
     err = capsys.readouterr().err
     assert killed_at, "the run finished before the server was killed"
@@ -131,8 +136,7 @@ def test_killing_the_server_keeps_finished_episodes_and_resume_plays_the_rest(mo
     try:
         rc = cli(_eval_argv("sglang", model_dir, records, out, "--url", url, "--resume"))
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        _stop(proc)
     assert rc == 0
     resumed = load_records(records)
     assert sorted(r["index"] for r in resumed) == list(range(N))  # each episode once
