@@ -145,6 +145,7 @@ class Episode:
         self._generated_bound = 0  # upper bound on generated tokens so far (chars or exact ids)
         self._metrics: Metrics | None = None
         if not self._fits(root):
+            root.reason = "prompt_exceeds_context_window"  # as a child whose prompt cannot fit
             self._end_episode("prompt_exceeds_context_window", truncated=True)
 
     # ----------------------------------------------------------------------------------

@@ -289,6 +289,24 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'by_pos.get(pos) or ChildResult(None, False, False, group.rejected.get(pos, "REJECTED"))',
         "why": "unreachable default: every requested child has a thread (with a result) or a rejection reason",
     },
+    {
+        "module": "episode",
+        "function": "Episode._end_episode",
+        "removed": 't.status, t.reason = Status.FAILED, t.reason or "episode_over"',
+        "added": 't.status, t.reason = Status.FAILED, t.reason or "XXepisode_overXX"',
+        "why": "unreachable fallback: a thread still active when the episode ends already has its reason "
+        "(the token budget sets 'token_budget' first; a root that cannot fit its prompt gets "
+        "'prompt_exceeds_context_window'; a root ends only after its children)",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._end_episode",
+        "removed": 't.status, t.reason = Status.FAILED, t.reason or "episode_over"',
+        "added": 't.status, t.reason = Status.FAILED, t.reason or "EPISODE_OVER"',
+        "why": "unreachable fallback: a thread still active when the episode ends already has its reason "
+        "(the token budget sets 'token_budget' first; a root that cannot fit its prompt gets "
+        "'prompt_exceeds_context_window'; a root ends only after its children)",
+    },
     # ---------------------------------------------------------------- metrics
     {
         "module": "metrics",

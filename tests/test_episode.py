@@ -287,6 +287,7 @@ def test_total_token_budget_truncates_the_episode_and_fails_running_threads(char
 def test_root_prompt_longer_than_the_window_ends_the_episode_at_once(char_tok):
     ep = Episode(P, "apr", limits=Limits(context_window=50), tokenizer=char_tok)
     assert ep.done and ep.truncated and ep.outcome == "prompt_exceeds_context_window"
+    assert (ep.threads[0].status, ep.threads[0].reason) == (Status.FAILED, "prompt_exceeds_context_window")
     assert ep.runnable == [] and ep.act(0, "x") == "ignored"
 
 
