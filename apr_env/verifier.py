@@ -253,8 +253,8 @@ def _same_numbers(current: list[int], stated: str) -> bool:
     return len(nums) == len(current) and sorted(nums) == sorted(current)
 
 
-def _numbers_fail(lineno: int, current: list[int], stated: str, message: str) -> Verdict:
-    """The verdict for a stated number list that is not `current`: unparseable, or inconsistent
+def _numbers_fail(lineno: int, stated: str, message: str) -> Verdict:
+    """The verdict for a stated number list that is not the current one: unparseable, or inconsistent
     (`message` may hold ``{stated}``, filled with the parsed list)."""
     try:
         nums = list(parse_nums(stated))
@@ -329,9 +329,7 @@ def verify_path(problem: Problem, text: str) -> Verdict:
             seen.add(c)
             current_text = ", ".join(map(str, current))
             if stated != current_text and not _same_numbers(current, stated):
-                return _numbers_fail(
-                    lineno, current, stated, f"resulting numbers {{stated}} should be {current}"
-                )
+                return _numbers_fail(lineno, stated, f"resulting numbers {{stated}} should be {current}")
             last_op = (sa, op, sb, sc)
         elif head == "C":
             m = RE_STATE.fullmatch(line)
@@ -340,7 +338,7 @@ def verify_path(problem: Problem, text: str) -> Verdict:
             stated_target, stated = m.group(1, 2)
             if stated != current_text and not _same_numbers(current, stated):
                 return _numbers_fail(
-                    lineno, current, stated, f"state {stated_target}:{{stated}} should be {target}:{current}"
+                    lineno, stated, f"state {stated_target}:{{stated}} should be {target}:{current}"
                 )
             if stated_target != target_text and int(stated_target) != target:
                 return _fail(
@@ -354,7 +352,7 @@ def verify_path(problem: Problem, text: str) -> Verdict:
                 return _unparseable(lineno, line)
             stated = m.group(3)
             if stated != current_text and not _same_numbers(current, stated):
-                return _numbers_fail(lineno, current, stated, "node does not match the last operation")
+                return _numbers_fail(lineno, stated, "node does not match the last operation")
             if m.group(4, 5, 6, 7) != last_op or (m.group(2) != target_text and int(m.group(2)) != target):
                 return _fail(
                     INCONSISTENT_STATE, f"line {lineno}: node does not match the last operation", "path"

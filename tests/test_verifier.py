@@ -88,6 +88,12 @@ EXPRESSION_FAILURES = [
     # (problem, answer, code, reason pattern)
     (P24, "4*6*1*2", v.UNKNOWN_NUMBER, r"2 is not one of the numbers \[4, 6, 1, 1\]"),
     (P24, "4*6*1*1" + "0" * 40, v.UNKNOWN_NUMBER, r"^100000000000\.\.\. is not one of the numbers"),
+    # numbers up to 30 digits are read and named in full; longer ones are cut short unread
+    (P24, "4*6*1*" + "1" * 30, v.UNKNOWN_NUMBER, r"^1{30} is not one of the numbers \[4, 6, 1, 1\]$"),
+    (P24, "4*6*1*" + "1" * 31, v.UNKNOWN_NUMBER, r"^111111111111\.\.\. is not one of the numbers$"),
+    # a stated result of up to 30 digits is read; a longer one is not a stated result
+    (P24, "4*6*1*1=" + "1" * 30, v.NOT_TARGET, r"^the stated result 1{30} is not the target 24$"),
+    (P24, "4*6*1*1=" + "1" * 31, v.UNPARSEABLE, r"^unparseable at position 7: expected an operator"),
     (P24, "4*6*1*1*1", v.NUMBER_REUSED, r"1 is used more times than it is given"),
     (P24, "4*6", v.NUMBER_UNUSED, r"numbers not used: \[1, 1\]"),
     (P24, "4*6+1+1", v.NOT_TARGET, r"the expression equals 26, not the target 24"),
@@ -110,8 +116,8 @@ EXPRESSION_FAILURES = [
     (P24, "4*6*1*1=24=24", v.UNPARSEABLE, r"unparseable at position 7"),
     (P24, "()", v.UNPARSEABLE, r"unparseable at position 1: expected a number or '\(', got '\)'"),
     (P24, "1+" * 5001, v.TOO_LONG, r"answer is 10002 characters; the limit is 10000"),
-    (P24, "", v.EMPTY, r"answer is empty"),
-    (P24, " \n\t ", v.EMPTY, r"answer is empty"),
+    (P24, "", v.EMPTY, r"^answer is empty$"),
+    (P24, " \n\t ", v.EMPTY, r"^answer is empty$"),
     (P24, None, v.NOT_TEXT, r"answer must be a str, got NoneType"),
     (P24, 24, v.NOT_TEXT, r"answer must be a str, got int"),
     (P24, b"4*6*1*1", v.NOT_TEXT, r"answer must be a str, got bytes"),
@@ -125,6 +131,10 @@ EXPRESSION_FAILURES = [
     ids=[
         "unknown-number",
         "unknown-huge-number",
+        "thirty-digit-number",
+        "thirty-one-digit-number",
+        "thirty-digit-stated-result",
+        "thirty-one-digit-stated-result",
         "number-reused",
         "number-unused",
         "not-target",
@@ -535,6 +545,33 @@ def test_a_goal_line_must_agree_with_the_replay_on_both_numbers(problem, goal, r
         reason,
         "path",
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Current State: 10:[1, 4, 6, 8], Operations: []",
+        "Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]",
+        "Moving to Node #0\n10,10 equal: Goal Reached",
+    ],
+    ids=["state-line", "exploring-line", "goal-line"],
+)
+def test_any_line_a_path_starts_with_makes_the_answer_a_path(answer):
+    verdict = verify(P10, answer)
+    assert verdict.form == "path" and verdict.code in (v.NO_GOAL, v.NUMBER_UNUSED)
+
+
+@pytest.mark.parametrize(
+    ("line", "written"),
+    [
+        ("Current State: 10:[1, 6, 2]", "Current State: 010:[1, 6, 2]"),
+        ("Generated Node #0,0: 10:[1, 6, 2]", "Generated Node #0,0: 010:[1, 6, 2]"),
+    ],
+    ids=["current-state", "generated-node"],
+)
+def test_a_stated_target_is_compared_as_a_number(line, written):
+    # 010 is the target 10 written with a leading zero: the number is right, so the state is consistent.
+    assert verify(P10, PATH10.replace(line, written)).correct
 
 
 def test_a_goal_line_alone_is_a_path_when_the_one_number_is_the_target():
