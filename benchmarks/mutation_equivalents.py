@@ -130,6 +130,28 @@ EQUIVALENT: list[dict[str, str]] = [
     },
     {
         "module": "episode",
+        "function": "_mask",
+        "removed": 'return text.encode("ascii", "replace").translate(_MASK).decode("ascii")',
+        "added": 'return text.encode("ASCII", "replace").translate(_MASK).decode("ascii")',
+        "why": "codec names are case-insensitive: 'ASCII' is the same codec",
+    },
+    {
+        "module": "episode",
+        "function": "_mask",
+        "removed": 'return text.encode("ascii", "replace").translate(_MASK).decode("ascii")',
+        "added": 'return text.encode("ascii", "replace").translate(_MASK).decode("ASCII")',
+        "why": "codec names are case-insensitive: 'ASCII' is the same codec",
+    },
+    {
+        "module": "episode",
+        "function": "Episode._cancel",
+        "removed": "self._inbox.pop(thread.id, None)",
+        "added": "self._inbox.pop(None, None)",
+        "why": "what was held for a cancelled thread is never read: only a join resumes a waiting thread, "
+        "and a cancelled thread's children are cancelled too, so its group never joins",
+    },
+    {
+        "module": "episode",
         "function": "_tail",
         "removed": "return call.completion[-1:] or call.prompt[-1:]",
         "added": "return call.completion[-2:] or call.prompt[-1:]",

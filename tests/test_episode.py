@@ -1071,3 +1071,89 @@ def test_the_board_update_is_asked_with_the_writing_thread(char_tok):
     ep.act(0, Spawn(("0", "0")))
     ep.act(2, Text(_PUBLISH, partial=True))
     assert ep.threads[1].calls[-1].inserted == "<From t2>\n" + _BOARD
+
+
+# --------------------------------------------------------------------------------------
+# Runtime-driven ends and straggler control, as recorded on the tree
+# --------------------------------------------------------------------------------------
+
+
+def test_truncate_ends_a_running_child_as_cut_by_its_window(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    assert ep.truncate(1) == "fail"
+    child = ep.threads[1]
+    assert (child.status, child.reason) == (Status.FAILED, "context_window")
+    assert child.result == ChildResult(None, False, False, "context_window")
+    assert ep.runnable == [2] and not ep.done and not ep.format_errors
+
+
+def test_truncate_of_the_root_ends_the_episode_as_truncated(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    assert ep.truncate(0) == "fail"
+    assert ep.done and ep.truncated and ep.outcome == "context_window"
+    assert (ep.threads[0].status, ep.threads[0].reason) == (Status.FAILED, "context_window")
+
+
+def test_truncate_of_a_thread_that_is_not_running_is_ignored(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))
+    ep.act(1, "No solution found.")
+    assert ep.truncate(0) == "ignored" and ep.truncate(1) == "ignored"  # waiting, finished
+    assert ep.format_errors == [(0, "action_while_waiting"), (1, "action_while_finished")]
+    for tid in (len(ep.threads), -1, None, "t2"):
+        assert ep.truncate(tid) == "ignored"
+    assert len(ep.format_errors) == 2 and ep.runnable == [2]
+    ep.act(2, "No solution found.")
+    ep.act(0, "No solution found.")
+    assert ep.done and ep.truncate(0) == "ignored" and len(ep.format_errors) == 2
+
+
+def test_a_cancelled_straggler_records_why_and_its_group_has_nothing_open(worked_example, char_tok):
+    ex = worked_example
+    end = "<End Calling Sub Searches>"
+    ep = Episode(ex.problem, "first_k", tokenizer=char_tok)
+    ep.act(0, ex.root_segment_0.replace(end, "<Join On Goal>\n" + end))
+    ep.act(1, ex.child_actions[0])  # a verified goal: the race is over
+    assert ep.threads[2].result == ChildResult(None, False, False, "cancelled")
+    assert ep.groups[0].joined and ep.groups[0].open == 0
+
+
+def test_messages_held_for_a_waiting_parent_arrive_in_order_after_its_join(worked_example, char_tok):
+    ex = worked_example
+    ep = Episode(ex.problem, "messaging", tokenizer=char_tok)
+    ep.act(0, ex.root_segment_0)
+    ep.act(2, Text("<Message To Parent: first>", partial=True))
+    ep.act(1, Text("<Message To Parent: second>", partial=True))
+    ep.act(1, ex.child_actions[0])
+    ep.act(2, ex.child_actions[1])
+    assert ep.threads[0].calls[1].inserted == (
+        ex.join_block + "<Message From Sub Search 1: first>\n<Message From Sub Search 0: second>\n"
+    )
+
+
+def test_a_one_character_text_before_a_rendered_spawn_gets_its_own_line(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    ep.act(0, Spawn(("0",)))
+    ep.act(1, "No solution found.")
+    ep.act(0, Spawn(("0",), text="x"))  # the resumed context ends a line: "x" gets no separator
+    assert ep.threads[0].calls[1].completion == "x\n" + calling_block("0") + "\n"
+
+
+class _BlankLineProtocol(AprProtocol):
+    """APR whose line separator is a blank line ("\\n\\n")."""
+
+    def separate(self, tail, text):
+        if text and tail and text[0] != "\n" and tail[-1] != "\n":
+            return "\n\n" + text
+        return text
+
+
+def test_every_inserted_separator_character_is_recorded_where_it_is(char_tok):
+    ep = Episode(P, _BlankLineProtocol(), tokenizer=char_tok)
+    ep.act(0, Text("a", partial=True))
+    ep.act(0, Text("b", partial=True))
+    call = ep.threads[0].calls[0]
+    assert call.completion == "\n\na\n\nb" and call.separators == (0, 1, 3, 4)
+    m = ep.metrics
+    assert (m.total_tokens, m.prefill_tokens) == (2, 64 + 4)  # the policy wrote "a" and "b"
