@@ -12,8 +12,11 @@
   agree with the replay (the official SoS+ checker skipped this, flaw 18).
 
 Every input number must be used exactly once. Rules: ``"apr"`` (default: intermediate values
-are non-negative integers, division exact) or ``"rational"`` (free rational arithmetic;
-expressions only, paths are integer by grammar).
+are non-negative integers, division exact), ``"rational"`` (free rational arithmetic;
+expressions only, paths are integer by grammar) or ``"reasoning_gym"`` (the verdicts of
+reasoning-gym's Countdown ``score_answer``: Python's expression syntax with unary signs, no
+``= T``, no leading zeros, rational arithmetic; expressions only; see
+`apr_env.reasoning_gym_rules` for the grammar and the documented differences).
 
 Never raises on any `answer` value and never hangs: text longer than `max_length` is
 rejected by length before any parsing, and every step is linear in the text.
@@ -25,9 +28,13 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from apr_env.arithmetic import apply_op, check_rules
+from apr_env.arithmetic import RULES, apply_op
+from apr_env.errors import ConfigError
 from apr_env.grammar import RE_EXPLORING, RE_GENERATED, RE_GOAL, RE_MOVING, RE_STATE, parse_nums
 from apr_env.problem import Problem
+
+RULE_SETS = (*RULES, "reasoning_gym")
+"""The `rules` `verify` accepts: the arithmetic rule sets plus reasoning-gym's verdicts."""
 
 MAX_LENGTH = 10_000
 """Default size limit in characters (an answer path for 6 numbers is about 1,500)."""
@@ -75,18 +82,28 @@ def verify(problem: Problem, answer, *, rules: str = "apr", max_length: int = MA
         problem: the numbers and target. For a child thread's claim, the child's start
             state (e.g. ``Problem(83, (84, 2816))``).
         answer: any value; only a `str` can be correct.
-        rules: ``"apr"`` or ``"rational"``.
+        rules: ``"apr"``, ``"rational"`` or ``"reasoning_gym"``.
         max_length: texts longer than this are rejected unread (code ``too_long``).
 
     Returns:
         A `Verdict`. Examples: ``verify(Problem(24, (4, 6, 1, 1)), "4*6*1*1").correct`` is
         True; ``verify(Problem(24, (4, 6, 1, 1)), "4*6").code == "number_unused"``.
+
+    Raises:
+        ConfigError: `rules` is not one of `RULE_SETS` (a `ValueError`).
     """
-    check_rules(rules)
+    if rules not in RULE_SETS:
+        raise ConfigError(f"rules={rules!r} is not a rule set; accepted: {', '.join(map(repr, RULE_SETS))}")
     if not isinstance(answer, str):
         return _fail(NOT_TEXT, f"answer must be a str, got {type(answer).__name__}", "none")
     if len(answer) > max_length:
         return _fail(TOO_LONG, f"answer is {len(answer)} characters; the limit is {max_length}", "none")
+    if rules == "reasoning_gym":
+        if not answer.strip():
+            return _fail(EMPTY, "answer is empty", "none")
+        from apr_env.reasoning_gym_rules import verify_expression_rg  # imports this module
+
+        return verify_expression_rg(problem, answer)
     if "Goal Reached" in answer or "Exploring Operation" in answer or "Current State" in answer:
         return verify_path(problem, answer)
     if not answer.strip():
@@ -111,15 +128,19 @@ def _position(text: str, k: int) -> int:
     return len(text)
 
 
-def _counts(numbers: tuple[int, ...]) -> dict[int, int]:
+def count_numbers(numbers: tuple[int, ...]) -> dict[int, int]:
+    """The multiset `numbers` as {number: times given}."""
     counts: dict[int, int] = {}
     for n in numbers:
         counts[n] = counts.get(n, 0) + 1
     return counts
 
 
-def _apply(op: str, a, b, rules: str):
-    """Return the value, or an (code, reason) tuple when the rules forbid the operation."""
+def apply_checked(op: str, a, b, rules: str):
+    """Return ``a op b``, or a (code, reason) tuple when `rules` forbid the operation.
+
+    Under ``"rational"`` the value is an int when whole, else a `Fraction`.
+    """
     if op == "+":
         return a + b
     if op == "*":
@@ -141,7 +162,7 @@ def _apply(op: str, a, b, rules: str):
 def verify_expression(problem: Problem, text: str, *, rules: str = "apr") -> Verdict:
     """Verify an infix expression (see `verify`); `text` must already be length-checked."""
     tokens = _TOKENS.findall(text)
-    counts = _counts(problem.numbers)
+    counts = count_numbers(problem.numbers)
     values: list = []
     ops: list[str] = []
     expect_operand = True
@@ -151,7 +172,7 @@ def verify_expression(problem: Problem, text: str, *, rules: str = "apr") -> Ver
         op = ops.pop()
         b = values.pop()
         a = values.pop()
-        result = _apply(op, a, b, rules)
+        result = apply_checked(op, a, b, rules)
         if type(result) is tuple:
             return _fail(result[0], result[1], "expression")
         values.append(result)
