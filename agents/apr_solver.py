@@ -280,10 +280,11 @@ class ChildSearch:
         """Search to the end; return the text after the prompt (starts and ends with ``"\\n"``)."""
         if self.solved is not None:
             raise RuntimeError("ChildSearch.run() was already called; make a new ChildSearch")
-        self.solved = run_to_end(best_first(self._ctx, self._start, LEVEL, lead_moving=True))
-        self.text = "\n".join(self._ctx.lines) + "\n"  # lines[:2] are the prompt's two lines
-        if self.solved:
-            self.answer_path = grammar.extract_answer_path(self.text)
+        ctx = self._ctx
+        self.solved = run_to_end(best_first(ctx, self._start, LEVEL, lead_moving=True))
+        self.text = "\n".join(ctx.lines) + "\n"  # lines[:2] are the prompt's two lines
+        if self.solved:  # the lines from the goal's answer path on: `grammar.extract_answer_path` of the text
+            self.answer_path = "\n".join(ctx.lines[ctx.answer_at :])
         return self.text[len(self.prompt) :]
 
 

@@ -117,6 +117,7 @@ class SearchContext:
     """
 
     __slots__ = (
+        "answer_at",
         "beam_size",
         "branch",
         "dist",
@@ -142,6 +143,8 @@ class SearchContext:
         self.flaw4 = flaw4
         self.dist = distance_table(target)
         self.lines: list[str] = []
+        self.answer_at: int | None = None
+        """Index in `lines` where the answer path starts, once the goal is reached."""
 
 
 @dataclass
@@ -265,9 +268,7 @@ def expand(ctx: SearchContext, node: Node) -> tuple[list[Node], bool]:
         u0, u1 = lines.UNEQ0, ctx.unequal_tail
         for v, op in kept:
             if v == target:
-                append(f"{e0}{op}{e1}{n0}{v}{n1}")
-                append(lines.result(v, target))
-                out.extend(path_lines(ctx, node, (op, lines.nums_text((v,)))))
+                _write_goal(ctx, node, op, v)
                 return [], True
             append(f"{e0}{op}{e1}{n0}{v}{n1}\n{u0}{v}{u1}")  # two lines in one item: fewer allocations
         return [], False
@@ -288,6 +289,15 @@ def expand(ctx: SearchContext, node: Node) -> tuple[list[Node], bool]:
         explore.append(Node(child_id, child_nums, txt, h, node, op))
     explore.sort(key=_NODE_H)
     return explore, False
+
+
+def _write_goal(ctx: SearchContext, node: Node, op: str, value: int) -> None:
+    """Write the terminal child of `node` that reached the target, the goal line and the answer path."""
+    out = ctx.lines
+    out.append(lines.exploring(op, lines.nums_text((value,))))
+    out.append(lines.result(value, value))
+    ctx.answer_at = len(out)
+    out.extend(path_lines(ctx, node, (op, lines.nums_text((value,)))))
 
 
 def path_lines(ctx: SearchContext, node: Node, last: tuple[str, str] | None = None) -> list[str]:
@@ -347,7 +357,8 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
     st0, st1, st2, st3 = lines.STATE0, lines.STATE1, lines.STATE2, lines.STATE3
     mv0, mv1 = lines.MOVING0, lines.MOVING1
     u0, u1 = lines.UNEQ0, ctx.unequal_tail
-    e0, e1, n0, n1 = lines.EXP0, lines.EXP1, lines.NUMS0, lines.NUMS1 + lines.EXP2
+    # A printed terminal child is f"{e0}{op}{e1}{v}{e2}{v}{u1}" (two lines): few, long pieces.
+    e0, e1, e2 = lines.EXP0, lines.EXP1 + lines.NUMS0, lines.NUMS1 + lines.EXP2 + "\n" + u0
     o0, o_sep, o1, cut, no_ops = lines.OPS0, lines.OPS_SEP, lines.OPS1, len(lines.OPS1), lines.EMPTY_OPS
     if lead_moving:
         append(f"{mv0}{start.id}{mv1}")
@@ -373,11 +384,9 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                 shuffle(kept)
                 for v, op in kept:
                     if v == target:
-                        append(f"{e0}{op}{e1}{n0}{v}{n1}")
-                        append(lines.result(v, target))
-                        out.extend(path_lines(ctx, node, (op, lines.nums_text((v,)))))
+                        _write_goal(ctx, node, op, v)
                         return True
-                    append(f"{e0}{op}{e1}{n0}{v}{n1}\n{u0}{v}{u1}")
+                    append(f"{e0}{op}{e1}{v}{e2}{v}{u1}")
             else:
                 explore, goal = expand(ctx, node)
                 if goal:

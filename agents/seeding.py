@@ -43,8 +43,16 @@ _TABLE_MAX = 6
 _PERMS = {n: [itemgetter(*p) for p in permutations(range(n))] for n in range(2, _TABLE_MAX + 1)}
 _RADIX_MAX = 20
 """Lists up to this length draw one index below n! (n! < 2**62) and decode it in mixed radix."""
-_FACTORIAL = {n: factorial(n) for n in range(2, _RADIX_MAX + 1)}
-_BITS = {n: (f - 1).bit_length() for n, f in _FACTORIAL.items()}
+_SHUFFLE = {
+    n: (
+        factorial(n),
+        (factorial(n) - 1).bit_length(),
+        (1 << (factorial(n) - 1).bit_length()) - 1,
+        _PERMS.get(n),
+    )
+    for n in range(2, _RADIX_MAX + 1)
+}
+"""Per list length n: (n!, bits of an index below n!, their mask, the permutation table or None)."""
 
 
 class ThreadRandom(random.Random):
@@ -60,7 +68,14 @@ class ThreadRandom(random.Random):
     """
 
     def __init__(self, key: str):
-        self.seed(key)
+        if type(key) is str:  # `seed`, inlined: one stream per search thread
+            self._key = key.encode()
+            self._block = 0
+            self._pool = 0
+            self._left = 0
+            self.gauss_next = None
+        else:
+            self.seed(key)
 
     def seed(self, a=None, version=2) -> None:
         """Restart the stream of key `a` (a str; bytes accepted)."""
@@ -110,21 +125,29 @@ class ThreadRandom(random.Random):
         n = len(x)
         if n < 2:
             return
-        if n > _RADIX_MAX:
+        spec = _SHUFFLE.get(n)
+        if spec is None:
             super().shuffle(x)
             return
-        count = _FACTORIAL[n]
-        bits = _BITS[n]
+        count, bits, mask, perms = spec
+        pool = self._pool
+        left = self._left
         while True:  # getrandbits(bits) until below n!, inlined: this is the solvers' hottest call
-            if bits > self._left:
+            if bits > left:
+                self._pool = pool
+                self._left = left
                 self._refill()
-            r = self._pool & ((1 << bits) - 1)
-            self._pool >>= bits
-            self._left -= bits
+                pool = self._pool
+                left = self._left
+            r = pool & mask
+            pool >>= bits
+            left -= bits
             if r < count:
                 break
-        if n <= _TABLE_MAX:
-            x[:] = _PERMS[n][r](x)
+        self._pool = pool
+        self._left = left
+        if perms is not None:
+            x[:] = perms[r](x)
             return
         for i in range(n - 1, 0, -1):
             r, j = divmod(r, i + 1)
