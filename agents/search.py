@@ -185,6 +185,37 @@ def _pairs(k: int) -> tuple:
 
 
 _H = itemgetter(0)
+
+# The literal pieces of the lines `best_first` and `expand` print (`agents.lines`), unpacked in
+# one go per call; neighbouring pieces are joined so that each f-string has few parts.
+_LOOP_PIECES = (
+    lines.STATE0,
+    lines.STATE1,
+    lines.STATE2,
+    lines.STATE3,
+    lines.MOVING0,
+    lines.MOVING1,
+    # a printed terminal child, two lines: f"{EXP0}{op}{EXP1 + NUMS0}{v}{NUMS1 + EXP2 + "\n" + UNEQ0}{v}{tail}"
+    lines.EXP0,
+    lines.EXP1 + lines.NUMS0,
+    lines.NUMS1 + lines.EXP2 + "\n" + lines.UNEQ0,
+    lines.OPS0,
+    lines.OPS_SEP,
+    lines.OPS1,
+    len(lines.OPS1),
+    lines.EMPTY_OPS,
+)
+_EXPAND_PIECES = (
+    lines.EXP0,
+    lines.EXP1,
+    lines.EXP2 + "\n" + lines.GEN0,
+    lines.GEN1,
+    lines.GEN3,
+    lines.GEN4,
+    lines.NUMS0,
+    lines.NUMS_SEP,
+    lines.NUMS1,
+)
 _NODE_H = attrgetter("h")
 
 
@@ -275,17 +306,15 @@ def expand(ctx: SearchContext, node: Node) -> tuple[list[Node], bool]:
     kept = _top_k(ctx, candidates(ctx, node))
     ctx.rng.shuffle(kept)
     explore = []
-    t = ctx.target_text
     prefix = node.id + ","
-    exp0, exp1, exp2 = lines.EXP0, lines.EXP1, lines.EXP2
-    gen0, gen1, gen2, gen3, gen4 = lines.GEN0, lines.GEN1, lines.GEN2, lines.GEN3, lines.GEN4
+    exp0, exp1, exp2, gen1, gen3, gen4, n0, sep, n1 = _EXPAND_PIECES
+    gen1 += ctx.target_text + lines.GEN2
     nums_text = lines.nums_text
-    n0, sep, n1 = lines.NUMS0, lines.NUMS_SEP, lines.NUMS1
     two = len(nums) == 3  # the children of a three-number node have two numbers
     for k, (h, child_nums, op) in enumerate(kept):
         txt = f"{n0}{child_nums[0]}{sep}{child_nums[1]}{n1}" if two else nums_text(child_nums)
         child_id = f"{prefix}{k}"
-        append(f"{exp0}{op}{exp1}{txt}{exp2}\n{gen0}{child_id}{gen1}{t}{gen2}{txt}{gen3}{op}{gen4}")
+        append(f"{exp0}{op}{exp1}{txt}{exp2}{child_id}{gen1}{txt}{gen3}{op}{gen4}")
         explore.append(Node(child_id, child_nums, txt, h, node, op))
     explore.sort(key=_NODE_H)
     return explore, False
@@ -353,18 +382,14 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
     heappop = heapq.heappop
     shuffle = ctx.rng.shuffle
     target = ctx.target
-    t = ctx.target_text
-    st0, st1, st2, st3 = lines.STATE0, lines.STATE1, lines.STATE2, lines.STATE3
-    mv0, mv1 = lines.MOVING0, lines.MOVING1
-    u0, u1 = lines.UNEQ0, ctx.unequal_tail
-    # A printed terminal child is f"{e0}{op}{e1}{v}{e2}{v}{u1}" (two lines): few, long pieces.
-    e0, e1, e2 = lines.EXP0, lines.EXP1 + lines.NUMS0, lines.NUMS1 + lines.EXP2 + "\n" + u0
-    o0, o_sep, o1, cut, no_ops = lines.OPS0, lines.OPS_SEP, lines.OPS1, len(lines.OPS1), lines.EMPTY_OPS
+    u1 = ctx.unequal_tail
+    st0, st1, st2, st3, mv0, mv1, e0, e1, e2, o0, o_sep, o1, cut, no_ops = _LOOP_PIECES
+    st0 += ctx.target_text + st1  # a state line is f"{st0}{nums_text}{st2}{ops_text}{st3}"
     if lead_moving:
         append(f"{mv0}{start.id}{mv1}")
-    heap = [(start.h, start)]
-    while heap:
-        current = [heappop(heap)[1] for _ in range(min(beam, len(heap)))]
+    heap = []
+    current = [start]  # the first iteration pops the start node, alone on the heap
+    while True:
         last = len(current) - 1
         for i, node in enumerate(current):
             nums = node.nums
@@ -376,7 +401,7 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                 )
                 if len(nums) > 2:  # its children will extend it
                     node.ops_text = ops_text
-            append(f"{st0}{t}{st1}{node.nums_text}{st2}{ops_text}{st3}")
+            append(f"{st0}{node.nums_text}{st2}{ops_text}{st3}")
             index = i
             if len(nums) == 2:  # terminal children only (the bulk of all expansions): inlined `expand`
                 cands = combine(nums[0], nums[1])
@@ -401,8 +426,11 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                         heappush(heap, (child.h, child))
             if index < last:
                 append(f"{mv0}{current[index + 1].id}{mv1}")
-        if heap:
-            append(f"{mv0}{heap[0][1].id}{mv1}")
+        if not heap:
+            break
+        append(f"{mv0}{heap[0][1].id}{mv1}")
+        k = min(beam, len(heap))
+        current = [heappop(heap)[1] for _ in range(k)] if k > 1 else [heappop(heap)[1]]
     append(grammar.NO_SOLUTION)
     return False
 

@@ -38,6 +38,9 @@ from math import factorial
 from operator import itemgetter
 
 _BLOCK_BITS = 512
+_SUFFIXES = tuple(b"#%d" % i for i in range(16))
+"""``b"#{i}"``, appended to the key for block i (most threads need one or two blocks)."""
+_blake2b = hashlib.blake2b
 _TABLE_MAX = 6
 """Lists up to this length are shuffled through a table of all their permutations."""
 _PERMS = {n: [itemgetter(*p) for p in permutations(range(n))] for n in range(2, _TABLE_MAX + 1)}
@@ -88,7 +91,9 @@ class ThreadRandom(random.Random):
         self.gauss_next = None
 
     def _refill(self) -> None:
-        digest = hashlib.blake2b(self._key + b"#%d" % self._block, digest_size=64).digest()
+        block = self._block
+        suffix = _SUFFIXES[block] if block < len(_SUFFIXES) else b"#%d" % block
+        digest = _blake2b(self._key + suffix, digest_size=64).digest()
         self._block += 1
         self._pool |= int.from_bytes(digest, "little") << self._left
         self._left += _BLOCK_BITS
