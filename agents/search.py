@@ -224,15 +224,18 @@ def candidates(ctx: SearchContext, node: Node) -> list[tuple[int, tuple[int, ...
     nums = node.nums
     dist = ctx.dist
     target = ctx.target
-    dn = [dist[x] if x <= target else x - target for x in nums]  # each number's share of h
     out = []
     append = out.append
     if len(nums) == 3:  # the common case, unrolled: pairs (0, 1), (0, 2), (1, 2)
         a, b, c = nums
-        for x, y, z, hz in ((a, b, c, dn[2]), (a, c, b, dn[1]), (b, c, a, dn[0])):
+        da = dist[a] if a <= target else a - target  # each number's share of h
+        db = dist[b] if b <= target else b - target
+        dc = dist[c] if c <= target else c - target
+        for x, y, z, hz in ((a, b, c, dc), (a, c, b, db), (b, c, a, da)):
             for v, op in combine(x, y):
                 append((hz + (dist[v] if v <= target else v - target), (z, v), op))
         return out
+    dn = [dist[x] if x <= target else x - target for x in nums]  # each number's share of h
     if len(nums) == 4:  # a problem's root, unrolled: pairs in `itertools.combinations` order
         a, b, c, d = nums
         da, db, dc, dd = dn
@@ -429,8 +432,7 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
         if not heap:
             break
         append(f"{mv0}{heap[0][1].id}{mv1}")
-        k = min(beam, len(heap))
-        current = [heappop(heap)[1] for _ in range(k)] if k > 1 else [heappop(heap)[1]]
+        current = [heappop(heap)[1] for _ in range(min(beam, len(heap)))]
     append(grammar.NO_SOLUTION)
     return False
 

@@ -46,16 +46,18 @@ _TABLE_MAX = 6
 _PERMS = {n: [itemgetter(*p) for p in permutations(range(n))] for n in range(2, _TABLE_MAX + 1)}
 _RADIX_MAX = 20
 """Lists up to this length draw one index below n! (n! < 2**62) and decode it in mixed radix."""
-_SHUFFLE = {
-    n: (
-        factorial(n),
-        (factorial(n) - 1).bit_length(),
-        (1 << (factorial(n) - 1).bit_length()) - 1,
-        _PERMS.get(n),
-    )
-    for n in range(2, _RADIX_MAX + 1)
-}
-"""Per list length n: (n!, bits of an index below n!, their mask, the permutation table or None)."""
+
+
+def _shuffle_spec(n: int) -> tuple:
+    """How `ThreadRandom.shuffle` shuffles a list of length n (see `_SHUFFLE`)."""
+    count = factorial(n)
+    bits = (count - 1).bit_length()
+    return count, bits, (1 << bits) - 1, _PERMS.get(n)
+
+
+_SHUFFLE = (None, None, *(_shuffle_spec(n) for n in range(2, _RADIX_MAX + 1)))
+"""Per list length n <= _RADIX_MAX: (n!, bits of an index below n!, their mask, the permutation
+table or None); None for n < 2 (nothing to shuffle)."""
 
 
 class ThreadRandom(random.Random):
@@ -128,11 +130,11 @@ class ThreadRandom(random.Random):
     def shuffle(self, x: list) -> None:
         """Shuffle `x` in place, every order equally likely."""
         n = len(x)
-        if n < 2:
-            return
-        spec = _SHUFFLE.get(n)
-        if spec is None:
+        if n > _RADIX_MAX:
             super().shuffle(x)
+            return
+        spec = _SHUFFLE[n]
+        if spec is None:
             return
         count, bits, mask, perms = spec
         pool = self._pool
