@@ -282,7 +282,7 @@ class ChildSearch:
 
     Attributes:
         prompt: the child's two prompt lines, no trailing newline.
-        solved: after `run`, whether it reached the target.
+        solved: None before `run`; after it, whether it reached the target.
         answer_path: after a successful `run`, the answer path from the start node (no
             trailing newline): what the join block carries back to the parent.
         text: after `run`, the whole thread text, ``prompt + run()``.
@@ -299,10 +299,15 @@ class ChildSearch:
         if start is None:
             start = start_node(node_id, target, nums, ops)
         self._start = start
-        self.prompt = lines.node_prompt(node_id, self._ctx.target_text, start.nums_text, start.ops_text)
         self.solved: bool | None = None
         self.answer_path: str | None = None
         self.text: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The child's two prompt lines, no trailing newline (the first two lines it writes)."""
+        start = self._start
+        return lines.node_prompt(start.id, self._ctx.target_text, start.nums_text, start.ops_text)
 
     @classmethod
     def from_request(cls, request: SpawnRequest, rng=None) -> ChildSearch:
@@ -323,10 +328,11 @@ class ChildSearch:
             raise RuntimeError("ChildSearch.run() was already called; make a new ChildSearch")
         ctx = self._ctx
         self.solved = run_to_end(best_first(ctx, self._start, LEVEL, lead_moving=True))
-        self.text = "\n".join(ctx.lines) + "\n"  # lines[:2] are the prompt's two lines
+        written = ctx.lines
+        self.text = "\n".join(written) + "\n"  # written[:2] are the prompt's two lines
         if self.solved:  # the lines from the goal's answer path on: `grammar.extract_answer_path` of the text
-            self.answer_path = "\n".join(ctx.lines[ctx.answer_at :])
-        return self.text[len(self.prompt) :]
+            self.answer_path = "\n".join(written[ctx.answer_at :])
+        return self.text[len(written[0]) + 1 + len(written[1]) :]
 
 
 def join_block(spawns: Sequence[SpawnRequest], answers: Sequence[str | None]) -> str:
