@@ -131,9 +131,9 @@ class SearchContext:
     )
 
     def __init__(self, target, beam_size, rng, branch=None, *, end_on_answer=True, flaw4=False):
-        if type(beam_size) is not int and (isinstance(beam_size, bool) or not isinstance(beam_size, int)):
-            raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
-        if beam_size < 1:
+        if (  # the exact-int test first: one per thread
+            type(beam_size) is not int and (isinstance(beam_size, bool) or not isinstance(beam_size, int))
+        ) or beam_size < 1:
             raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
         self.target = target
         self.target_text = str(target)
