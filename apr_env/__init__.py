@@ -17,7 +17,8 @@ import gymnasium
 from apr_env.episode import Episode
 from apr_env.generator import GeneratorConfig, generate_problems, split_problems
 from apr_env.limits import Limits
-from apr_env.problem import Problem, load_problems, save_problems
+from apr_env.problem import Problem
+from apr_env.problem_files import load_problems, save_problems
 from apr_env.protocols import Protocol, get_protocol
 from apr_env.protocols import register as register_protocol
 from apr_env.rewards import RewardConfig

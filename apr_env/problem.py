@@ -1,18 +1,15 @@
 """The Countdown problem record and its file formats.
 
-A `Problem` is a target plus a multiset of input numbers. It reads and writes the official
-APR problem layout (a JSON list of objects with `nums`, `target`, `solution`, `start_size`,
-reference section 1.3) and JSON Lines with the same fields. Solving and verifying live in
-`solver.py` and `verifier.py`; generation in `generator.py`.
+A `Problem` is a target plus a multiset of input numbers, convertible to and from one record of
+the official APR problem layout (`nums`, `target`, `solution`, `start_size`, reference section
+1.3). Files of problems live in `problem_files.py`, solving and verifying in `solver.py` and
+`verifier.py`, generation in `generator.py`; this module imports none of them.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from apr_env.errors import ProblemFormatError
 
@@ -90,43 +87,3 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.target}:{list(self.numbers)}"
-
-
-def load_problems(path: str | os.PathLike) -> list[Problem]:
-    """Read problems from a JSON list (official layout) or JSON Lines (``.jsonl``) file."""
-    path = Path(path)
-    text = path.read_text()
-    stripped = text.lstrip()
-    if path.suffix == ".jsonl" or (stripped and not stripped.startswith("[")):
-        records = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ProblemFormatError(f"{path}:{lineno}: not a JSON object: {err}") from err
-    else:
-        records = json.loads(text)
-        if not isinstance(records, list):
-            raise ProblemFormatError(f"{path}: expected a JSON list of problem objects")
-    return [Problem.from_dict(r) for r in records]
-
-
-def save_problems(
-    problems: Iterable[Problem], path: str | os.PathLike, *, with_solution: bool = True
-) -> Path:
-    """Write problems in the official JSON list layout, or JSON Lines when `path` ends in ``.jsonl``.
-
-    With `with_solution`, each record carries one solution as the official list of operation
-    strings (e.g. ``["84-23=61", ...]``), found by `apr_env.solver.first_solution_ops`.
-    """
-    from apr_env.solver import first_solution_ops  # solver imports problem; keep the cycle lazy
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    records = [p.to_dict(solution=first_solution_ops(p) if with_solution else None) for p in problems]
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    else:
-        path.write_text(json.dumps(records, indent=4))
-    return path

@@ -37,9 +37,9 @@ from agents.apr_solver import apr_trace  # noqa: E402
 from agents.symbolic import SymbolicAgent  # noqa: E402
 from apr_env import generate_problems  # noqa: E402
 from apr_env.agent import observe  # noqa: E402
+from apr_env.provenance import provenance  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
 from benchmarks.bench_solvers import compare  # noqa: E402
-from benchmarks.provenance import provenance  # noqa: E402
 from trainers.data import official_token_stats  # noqa: E402
 
 OFFICIAL = {"apr": 956.0, "sosp": 2459.0}

@@ -6,7 +6,7 @@
 One search policy (`agents.symbolic.SymbolicAgent`: multiply heuristic, beam pops,
 promising coins) is rendered under every protocol, so differences come from communication
 alone. For each protocol and each value of its budget knob (SoS+ beam, self-consistency N,
-APR/fork/broadcast parent beam = children per spawn), over one fixed seeded problem set, it
+APR/fork/broadcast/first_k/messaging/subscriptions parent beam = children per spawn), over one fixed seeded problem set, it
 reports accuracy, mean total / critical-path / prefill tokens, mean longest thread, peak
 context, threads per episode, pass@N for self-consistency, and cumulative accuracy vs
 context window (1k..4k: solved with every thread's context within the window, as the
@@ -14,22 +14,24 @@ paper's Fig. 4b).
 
 Outputs: a rich table, ``results.json`` (config, exact command, versions, commit, date and
 every number) and PNG plots like the paper's Fig. 4a (accuracy vs total tokens), 4b
-(cumulative accuracy vs context window) and 6 (accuracy vs critical-path tokens).
+(cumulative accuracy vs context window) and 6 (accuracy vs critical-path tokens), drawn by
+`benchmarks.protocol_plots` (which also re-plots a recorded run).
 Sweep points run in worker processes; results do not depend on the worker count.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks.provenance import provenance
+from apr_env.provenance import provenance
+from benchmarks.protocol_plots import plot
 from runtime.progress import progress_bar
+from runtime.report import summarize
 
 KNOB = {
     "serial": "beam_size",
@@ -37,6 +39,9 @@ KNOB = {
     "apr": "beam_size",
     "fork_full_context": "beam_size",
     "broadcast": "beam_size",
+    "first_k": "beam_size",
+    "messaging": "beam_size",
+    "subscriptions": "beam_size",
 }
 """The budget knob of each protocol (a `agents.symbolic.SymbolicConfig` field)."""
 
@@ -46,6 +51,9 @@ DEFAULT_SWEEPS = {
     "apr": [2, 4, 6, 10],
     "fork_full_context": [2, 4, 6, 10],
     "broadcast": [2, 4, 6, 10],
+    "first_k": [2, 4, 6, 10],
+    "messaging": [2, 4, 6, 10],
+    "subscriptions": [2, 4, 6, 10],
 }
 
 
@@ -93,44 +101,14 @@ def _point(args: tuple) -> dict:
     run_cfg = RunConfig(protocol=protocol, limits=Limits(context_window=cfg.context_window), seed=cfg.seed)
     started = time.perf_counter()
     records = run_episodes(agent, problems, run_cfg)
-    return summarize(protocol, value, records, cfg.windows, time.perf_counter() - started)
-
-
-def summarize(protocol: str, value: int, records: list[dict], windows: list[int], seconds: float) -> dict:
-    """Aggregate episode records into one sweep point."""
-    n = len(records)
-
-    def mean(key: str) -> float:
-        return statistics.fmean(r["metrics"][key] for r in records)
-
-    correct = [r["correct"] for r in records]
-    contexts = sorted(r["metrics"]["max_context_tokens"] for r in records)
-    point = {
-        "protocol": protocol,
-        "knob": KNOB[protocol],
-        "value": value,
-        "episodes": n,
-        "accuracy": sum(correct) / n,
-        "total_tokens": mean("total_tokens"),
-        "critical_path_tokens": mean("critical_path_tokens"),
-        "prefill_tokens": mean("prefill_tokens"),
-        "longest_thread_tokens": mean("longest_thread_tokens"),
-        "max_context_tokens": mean("max_context_tokens"),
-        "max_context_p95": contexts[min(n - 1, int(0.95 * n))],
-        "threads": mean("num_threads"),
-        "spawns": mean("num_spawns"),
-        "truncated": sum(r["truncated"] for r in records) / n,
-        "cumulative_accuracy": {
-            str(w): sum(1 for r in records if r["correct"] and r["metrics"]["max_context_tokens"] <= w) / n
-            for w in windows
-        },
-        "seconds": seconds,
-    }
-    if protocol == "self_consistency":
-        point["pass_at_n"] = (
-            sum(any(t["answer_verified"] for t in r["tree"] if t["parent"] == 0) for r in records) / n
-        )
-    return point
+    return summarize(
+        records,
+        protocol=protocol,
+        knob=KNOB[protocol],
+        value=value,
+        windows=cfg.windows,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
@@ -164,107 +142,3 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         plot(results, out)
     return results
-
-
-def print_table(results: dict) -> None:
-    """The results as a rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    cfg = results["config"]
-    table = Table(
-        title=f"Protocols on {cfg['n_problems']} problems (seed {cfg['problem_seed']}), "
-        f"{cfg['context_window']}-token window"
-    )
-    for col in (
-        "protocol",
-        "knob",
-        "acc",
-        "total tok",
-        "crit. path",
-        "prefill",
-        "longest thr",
-        "peak ctx",
-        "threads",
-        "acc@2k",
-        "acc@4k",
-        "pass@N",
-    ):
-        table.add_column(col, justify="right" if col not in ("protocol", "knob") else "left")
-    for p in results["points"]:
-        cum = p["cumulative_accuracy"]
-        table.add_row(
-            p["protocol"],
-            f"{p['knob']}={p['value']}",
-            f"{p['accuracy']:.3f}",
-            f"{p['total_tokens']:.0f}",
-            f"{p['critical_path_tokens']:.0f}",
-            f"{p['prefill_tokens']:.0f}",
-            f"{p['longest_thread_tokens']:.0f}",
-            f"{p['max_context_tokens']:.0f}",
-            f"{p['threads']:.1f}",
-            f"{cum.get('2048', float('nan')):.3f}",
-            f"{cum.get('4096', float('nan')):.3f}",
-            f"{p['pass_at_n']:.3f}" if "pass_at_n" in p else "",
-        )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
-
-
-def plot(results: dict, out: Path) -> list[Path]:
-    """Fig. 4a, 4b and 6 style PNGs; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_protocol: dict[str, list[dict]] = {}
-    for p in results["points"]:
-        by_protocol.setdefault(p["protocol"], []).append(p)
-    paths = []
-    for name, xkey, xlabel in (
-        ("fig4a_accuracy_vs_total_tokens.png", "total_tokens", "mean total tokens (all threads)"),
-        (
-            "fig6_accuracy_vs_critical_path.png",
-            "critical_path_tokens",
-            "mean critical-path tokens (latency proxy)",
-        ),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for protocol, pts in by_protocol.items():
-            pts = sorted(pts, key=lambda p: p[xkey])
-            ax.plot([p[xkey] for p in pts], [100 * p["accuracy"] for p in pts], marker="o", label=protocol)
-            for p in pts:
-                ax.annotate(
-                    str(p["value"]),
-                    (p[xkey], 100 * p["accuracy"]),
-                    fontsize=7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
-        paths.append(out / name)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for protocol, pts in by_protocol.items():
-        best = max(pts, key=lambda p: p["accuracy"])
-        windows = sorted(best["cumulative_accuracy"], key=int)
-        ax.plot(
-            [int(w) for w in windows],
-            [100 * best["cumulative_accuracy"][w] for w in windows],
-            marker="o",
-            label=f"{protocol} ({best['knob']}={best['value']})",
-        )
-    ax.set_xlabel("context window (tokens)")
-    ax.set_ylabel("cumulative accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "fig4b_cumulative_accuracy_vs_context.png", dpi=120)
-    plt.close(fig)
-    paths.append(out / "fig4b_cumulative_accuracy_vs_context.png")
-    return paths

@@ -48,8 +48,8 @@ from agents.symbolic import SymbolicAgent, SymbolicConfig  # noqa: E402
 from apr_env import Limits, generate_problems  # noqa: E402
 from apr_env.actions import Text  # noqa: E402
 from apr_env.agent import ThreadObservation  # noqa: E402
+from apr_env.provenance import provenance  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
-from benchmarks.provenance import provenance  # noqa: E402
 from runtime.backends.base import GenerationRequest, SamplingParams  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig  # noqa: E402
 from runtime.runner import RunConfig, run_episodes  # noqa: E402

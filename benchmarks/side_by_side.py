@@ -44,9 +44,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks.` and `apr_en
 
 from apr_env import Problem, generate_problems, solve, verify  # noqa: E402
 from apr_env import grammar as g  # noqa: E402
+from apr_env.provenance import provenance  # noqa: E402
 from apr_env.solver import first_solution_ops  # noqa: E402
 from benchmarks.baselines.official_generator import official_generate  # noqa: E402
-from benchmarks.provenance import provenance  # noqa: E402
 
 OFFICIAL_REFERENCE_RATE = 285.0
 """Problems/s of the official generator on this machine, as stated in the project reference."""

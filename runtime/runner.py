@@ -17,6 +17,20 @@ Two ways to talk to the agent:
   threads and episodes therefore share the backend's batches (continuous batching), and
   per-episode wall-clock latency is not held back by the slowest thread of a wave.
 
+A request the server refuses for length (`ContextLengthError`: its context is shorter than the
+window) ends that thread as cut off by its window, a recorded outcome; any other agent error
+stops the run (records already handed to ``on_record`` are kept).
+
+Straggler control (``first_k``): when an early join cancels threads, the waves runner simply
+stops asking for them (an action already computed for one in the same wave is ignored by the
+episode), and the continuous runner drops their in-flight requests at once: the future is
+cancelled, its result is discarded if it still arrives, the thread is never submitted again,
+and the episode retires without waiting for it, so the saved decode shows up in the measured
+latency. An agent with a ``cancel(episode, thread)`` method is told, so it can stop the work
+(`agents.llm_agent.LLMAgent.cancel` stops a request's continuations; the backends have no
+abort of a generation already running, so that one request still runs to its end on the
+server: SGLang's ``/abort_request`` is not wired in).
+
 Each finished episode yields a record (JSON-friendly): index, seed, problem, outcome,
 correctness, answer, metrics, reward components, the compact tree, wall-clock latency, and
 per-call data the agent attached (token ids, logprobs, timings) when `record_calls` is set.
@@ -27,7 +41,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +52,9 @@ from apr_env.limits import Limits
 from apr_env.problem import Problem
 from apr_env.protocols import get_protocol
 from apr_env.rewards import RewardConfig
+from apr_env.seeding import episode_seed
 from apr_env.tokenizer import load_tokenizer
+from runtime.backends.base import ContextLengthError
 from runtime.progress import progress_bar
 
 
@@ -67,12 +83,6 @@ class RunConfig:
         get_protocol(self.protocol, **self.protocol_kwargs)  # fail early on a bad name
 
 
-def episode_seed(seed: int, index: int) -> int:
-    """A per-episode seed that depends only on (seed, index): same whatever the batch or order."""
-    x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**63 - 1)
-    return (x ^ (x >> 29)) & (2**31 - 1)
-
-
 def _record(ep: Episode, index: int, seed: int, latency: float, record_calls: bool) -> dict:
     rec = {"index": index, "seed": seed, **ep.summary(), "latency_s": latency}
     if record_calls:
@@ -99,14 +109,30 @@ def run_episodes(
     *,
     tokenizer=None,
     on_record: Callable[[dict], None] | None = None,
+    skip: Collection[int] = (),
 ) -> list[dict]:
-    """Play every problem once with `agent`; return one record per problem, in problem order."""
+    """Play every problem once with `agent`; return one record per played problem, in problem order.
+
+    Args:
+        on_record: Called with each record as its episode finishes (before the next one is
+            admitted), e.g. to append it to a file: if the run then fails, what finished is kept.
+        skip: Indices not to play (episodes already recorded by an earlier, interrupted run);
+            the others keep their index and seed, so a resumed run plays exactly what is missing.
+
+    Raises:
+        Whatever the agent raises (e.g. `BackendError` when the server is gone): the run stops;
+        records of finished episodes were already handed to `on_record`.
+    """
     config = config or RunConfig()
     tokenizer = load_tokenizer(tokenizer)
     n = len(problems)
+    skip = frozenset(skip)
     records: list[dict | None] = [None] * n
     bar = progress_bar(
-        n, enabled=config.progress, desc=f"episodes ({getattr(agent, 'name', 'agent')})", unit="ep"
+        n - len(skip & set(range(n))),
+        enabled=config.progress,
+        desc=f"episodes ({getattr(agent, 'name', 'agent')})",
+        unit="ep",
     )
     live: dict[int, tuple[Episode, float]] = {}
     next_index = 0
@@ -114,6 +140,9 @@ def run_episodes(
     def admit() -> None:
         nonlocal next_index
         while next_index < n and len(live) < config.max_concurrent:
+            if next_index in skip:
+                next_index += 1
+                continue
             protocol = get_protocol(config.protocol, **config.protocol_kwargs)
             ep = Episode(
                 problems[next_index],
@@ -156,35 +185,54 @@ def run_episodes(
             _run_continuous(agent, live, admit, retire, config)
     finally:
         bar.close()
-    return records
+    return [r for r in records if r is not None]
 
 
 def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
     pending: dict[Future, tuple[int, int]] = {}
-    in_flight: set[tuple[int, int]] = set()  # (episode, thread) with a decision pending: one at a time
+    in_flight: dict[tuple[int, int], Future] = {}  # (episode, thread) with a decision pending: one at a time
+    cancel = getattr(agent, "cancel", None)
     open_requests: Counter[int] = Counter()  # per episode, decisions pending
 
     def submit_runnable() -> None:
         for i, (ep, _) in list(live.items()):
             for tid in ep.runnable:
                 if (i, tid) not in in_flight:
-                    in_flight.add((i, tid))
                     open_requests[i] += 1
                     obs = observe(ep, tid, key=i, seed=episode_seed(config.seed, i))
-                    pending[agent.submit(obs)] = (i, tid)
+                    fut = agent.submit(obs)
+                    pending[fut] = (i, tid)
+                    in_flight[(i, tid)] = fut
+
+    def drop_cancelled(i: int, ep: Episode) -> None:
+        """Requests of threads an early join cancelled: abandon them (see the module docstring)."""
+        for key in [k for k in in_flight if k[0] == i and ep.threads[k[1]].reason == "cancelled"]:
+            fut = in_flight.pop(key)
+            pending.pop(fut, None)
+            open_requests[i] -= 1
+            fut.cancel()
+            if cancel is not None:
+                cancel(*key)
 
     submit_runnable()
     while pending:
         done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         for fut in done:
+            if fut not in pending:  # dropped (cancelled thread) earlier in this batch
+                continue
             i, tid = pending.pop(fut)
-            in_flight.discard((i, tid))
+            in_flight.pop((i, tid), None)
             open_requests[i] -= 1
-            action = fut.result()  # an agent error propagates: no silent loss of an episode
+            try:
+                action = fut.result()  # an agent error propagates: no silent loss of an episode
+            except ContextLengthError:  # the server's context is shorter than the window: cut off
+                action = None
             if i not in live:  # a sibling already ended the episode (e.g. the shared token budget)
                 continue
             ep = live[i][0]
-            ep.act(tid, action)
+            event = ep.truncate(tid) if action is None else ep.act(tid, action)
+            if event in ("finish", "fail") and ep.groups:
+                drop_cancelled(i, ep)
             if ep.done or (not ep.runnable and not open_requests[i]):
                 retire(i)
         admit()

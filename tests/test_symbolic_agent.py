@@ -15,7 +15,8 @@ from agents.symbolic import SymbolicAgent, SymbolicConfig, parse_join
 from apr_env import Episode, generate_problems
 from apr_env.agent import observe
 from apr_env.cli import main as cli
-from runtime.runner import RunConfig, episode_seed, run_episodes
+from apr_env.seeding import episode_seed
+from runtime.runner import RunConfig, run_episodes
 from trainers.data import build_traces, segments
 
 PROBLEMS = generate_problems(60, seed=5)
@@ -197,7 +198,7 @@ def test_cli_data_traces_bench_show_and_eval_smoke(tmp_path, capsys):
         for name in (
             "fig4a_accuracy_vs_total_tokens.png",
             "fig4b_cumulative_accuracy_vs_context.png",
-            "fig6_accuracy_vs_critical_path.png",
+            "fig6_accuracy_vs_critical_path_tokens.png",
         )
     )
     assert cli(["show", "--protocol", "apr", "--index", "2", "--out", str(tmp_path / "ep.png")]) == 0

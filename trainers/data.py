@@ -10,7 +10,7 @@ parent its earlier text and the join block), the completion only what the model 
 so a trainer that puts the loss on completions trains each generated span once and never
 the runtime-inserted join text (reference flaw 9).
 
-Problem i uses seed ``(seed, i)``-derived streams (`runtime.runner.episode_seed`), so the
+Problem i uses seed ``(seed, i)``-derived streams (`apr_env.seeding.episode_seed`), so the
 output is identical for any worker count and any chunking.
 """
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from apr_env import grammar as g
 from apr_env.problem import Problem
+from apr_env.seeding import episode_seed
 from apr_env.text import common_prefix_len
 from apr_env.tokenizer import load_tokenizer
 from runtime.progress import progress_bar
-from runtime.runner import episode_seed
 
 PROTOCOLS = ("apr", "serial")
 

@@ -1,0 +1,56 @@
+"""`apr-env bench`: the protocol benchmark, the project's main job (registered through the
+`apr_env.commands` entry point).
+
+    apr-env bench                                   # make run
+    apr-env bench --n 100 --protocols apr serial --out /tmp/bench
+    apr-env bench --replot benchmarks/results/protocols   # redraw the plots of a recorded run
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.replot:
+        from benchmarks.protocol_plots import replot
+
+        for path in replot(args.replot):
+            print(path)
+        return 0
+    from benchmarks.protocol_bench import BenchConfig, run_bench
+    from runtime.report import print_table
+
+    kwargs = {
+        "n_problems": args.n,
+        "problem_seed": args.problem_seed,
+        "seed": args.seed,
+        "workers": args.workers,
+        "out": args.out,
+        "context_window": args.context_window,
+    }
+    if args.protocols:
+        kwargs["protocols"] = args.protocols
+    results = run_bench(BenchConfig(**kwargs), progress=True)
+    print_table(results)
+    if args.out:
+        print(f"results and plots in {args.out}/ ({results['wall_seconds']:.0f} s)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the benchmarks' subcommands to the `apr-env` parser."""
+    p = sub.add_parser("bench", help="the protocol benchmark: accuracy vs tokens, critical path, context")
+    p.add_argument("--n", type=int, default=1000, help="problems per sweep point")
+    p.add_argument("--problem-seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="agent seed")
+    p.add_argument(
+        "--protocols", nargs="*", help="subset of: serial self_consistency apr fork_full_context broadcast"
+    )
+    p.add_argument("--context-window", type=int, default=4096)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", default="benchmarks/results/protocols", help="folder for results.json and PNGs")
+    p.add_argument(
+        "--replot", metavar="DIR", help="only redraw the PNGs of a recorded run from DIR/results.json"
+    )
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,118 @@
+"""`apr-env data ...`: the trainers' commands (registered through the `apr_env.commands`
+entry point).
+
+    apr-env data problems --n 1000 --seed 0 --out data/problems.json
+    apr-env data traces --protocol apr --n 10000 --workers 2 --out data/apr     # SFT data
+    apr-env data traces --n 1000 --token-stats path/to/llama-2-tokenizer
+    apr-env train ppo --total-timesteps 30000 --out runs/ppo   # MaskablePPO on APRCountdownMacro-v0
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+from itertools import pairwise
+
+
+def cmd_data_problems(args: argparse.Namespace) -> int:
+    from apr_env import generate_problems, save_problems
+
+    problems = generate_problems(args.n, seed=args.seed, workers=args.workers)
+    path = save_problems(problems, args.out)
+    print(f"wrote {len(problems)} problems to {path}")
+    return 0
+
+
+def cmd_data_traces(args: argparse.Namespace) -> int:
+    from apr_env import generate_problems, load_problems
+    from trainers.data import build_traces, write_traces
+
+    problems = (
+        load_problems(args.problems) if args.problems else generate_problems(args.n, seed=args.problem_seed)
+    )
+    token_stats = (
+        False if args.token_stats is None else (None if args.token_stats == "countdown" else args.token_stats)
+    )
+    records = build_traces(
+        problems, args.protocol, seed=args.seed, workers=args.workers, progress=True, token_stats=token_stats
+    )
+    traces, segs = write_traces(records, args.out)
+    solved = sum(bool(r["solved"]) for r in records)
+    print(f"wrote {len(records)} {args.protocol} traces ({solved} solved) to {traces} and segments to {segs}")
+    return 0
+
+
+def cmd_train_ppo(args: argparse.Namespace) -> int:
+    from trainers.ppo import train_ppo
+    from trainers.ppo_config import PPOConfig
+
+    names = {f.name for f in fields(PPOConfig)}
+    train_ppo(PPOConfig(**{k: v for k, v in vars(args).items() if k in names}))
+    return 0
+
+
+def _register_ppo(train: argparse._SubParsersAction) -> None:
+    """`apr-env train ppo`: one flag per `PPOConfig` field, its doc line as help."""
+    import ast
+    import inspect
+
+    from trainers import ppo_config
+
+    docs = {}  # field name -> the docstring literal below it (the config's only doc source)
+    tree = ast.parse(inspect.getsource(ppo_config.PPOConfig))
+    body = tree.body[0].body
+    for node, nxt in pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = nxt.value.value
+    p = train.add_parser("ppo", help="MaskablePPO on APRCountdownMacro-v0 (learn when to spawn)")
+    for f in fields(ppo_config.PPOConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=docs.get(f.name)
+            )
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=default, help=docs.get(f.name))
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=docs.get(f.name))
+    p.set_defaults(func=cmd_train_ppo)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the trainers' subcommands to the `apr-env` parser."""
+    p = sub.add_parser("data", help="write problems or solver traces to files")
+    data = p.add_subparsers(dest="what", required=True)
+    d = data.add_parser("problems", help="problems in the official JSON layout (or .jsonl)")
+    d.add_argument("--n", type=int, default=1000)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=1)
+    d.add_argument("--out", default="data/problems.json")
+    d.set_defaults(func=cmd_data_problems)
+    d = data.add_parser("traces", help="solver traces (official layout) + per-thread segments JSONL")
+    d.add_argument("--protocol", choices=("apr", "serial"), default="apr")
+    d.add_argument("--n", type=int, default=1000)
+    d.add_argument("--problems", default=None, help="problem file instead of generating --n problems")
+    d.add_argument("--problem-seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=1)
+    d.add_argument(
+        "--token-stats",
+        nargs="?",
+        const="countdown",
+        default=None,
+        metavar="TOKENIZER",
+        help="add the official token statistics to APR records, counted with the Countdown tokenizer "
+        "or with a Hugging Face tokenizer folder (the official files used Llama-2's)",
+    )
+    d.add_argument("--out", default="data/traces")
+    d.set_defaults(func=cmd_data_traces)
+
+    train = sub.add_parser("train", help="train a policy").add_subparsers(
+        dest="trainer", required=True, metavar="TRAINER"
+    )
+    _register_ppo(train)
