@@ -6,8 +6,8 @@ numpy's default ``rtol=1e-5``) and the integers in the text (regex ``\b\d+\b``) 
 problem's numbers as a multiset; anything else scores 0.05 or 0.01. ``parse_expr`` strips the
 text, tokenizes it as Python, wraps each integer in ``Integer(...)`` and runs it with ``eval``,
 so its grammar is Python's and its arithmetic sympy's. This module gives the same verdicts
-(correct exactly when reasoning-gym scores 1.0) without eval or sympy, with the bounded,
-iterative, exact parser of `apr_env.verifier`.
+(correct exactly when reasoning-gym scores 1.0) without eval or sympy, with a bounded,
+iterative, exact parser like `apr_env.verifier`'s.
 
 An answer is correct here when, after ``str.strip()`` (as ``parse_expr`` does):
 
@@ -54,17 +54,18 @@ a non-``str`` answer            raises          not_text            ``verify`` n
 from __future__ import annotations
 
 import re
+from collections import Counter
+from fractions import Fraction
 
 from apr_env.problem import Problem
-from apr_env.verifier import (
+from apr_env.verdict import (
+    DIVISION_BY_ZERO,
     NOT_TARGET,
     NUMBER_REUSED,
     NUMBER_UNUSED,
     UNKNOWN_NUMBER,
     UNPARSEABLE,
     Verdict,
-    apply_checked,
-    count_numbers,
 )
 
 MAX_DEPTH = 199
@@ -107,13 +108,13 @@ def verify_expression_rg(problem: Problem, text: str) -> Verdict:
             `str` within its length limit.
 
     Returns:
-        A `Verdict` with ``form="expression"``; its codes are those of `apr_env.verifier`.
+        A `Verdict` with ``form="expression"``; its codes are those of `apr_env.verdict`.
     """
     offset = len(text) - len(text.lstrip())
     end = len(text.rstrip())
     text = text.strip()
     tokens = _TOKENS.findall(text)
-    counts = count_numbers(problem.numbers)
+    counts = Counter(problem.numbers)
     values: list = []
     ops: list[str] = []
     depth = 0
@@ -125,10 +126,18 @@ def verify_expression_rg(problem: Problem, text: str) -> Verdict:
             values[-1] = -values[-1]
             return None
         b = values.pop()
-        result = apply_checked(op, values.pop(), b, "rational")
-        if type(result) is tuple:
-            return _fail(*result)
-        values.append(result)
+        a = values.pop()
+        if op == "+":
+            values.append(a + b)
+        elif op == "-":
+            values.append(a - b)
+        elif op == "*":
+            values.append(a * b)
+        elif b == 0:
+            return _fail(DIVISION_BY_ZERO, f"{a}/{b} divides by zero")
+        else:  # exact: an int when whole, else a Fraction
+            q = Fraction(a) / b
+            values.append(q.numerator if q.denominator == 1 else q)
         return None
 
     for k, tok in enumerate(tokens):
@@ -196,7 +205,7 @@ def verify_expression_rg(problem: Problem, text: str) -> Verdict:
         bad = reduce_top()
         if bad:
             return bad
-    unused = [n for n, c in counts.items() for _ in range(c)]
+    unused = list(counts.elements())
     if unused:
         return _fail(NUMBER_UNUSED, f"numbers not used: {unused}")
     if values[0] != problem.target:

@@ -25,48 +25,37 @@ rejected by length before any parsing, and every step is linear in the text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 
 from apr_env.arithmetic import RULES, apply_op
 from apr_env.errors import ConfigError
 from apr_env.grammar import RE_EXPLORING, RE_GENERATED, RE_GOAL, RE_MOVING, RE_STATE, parse_nums
 from apr_env.problem import Problem
+from apr_env.reasoning_gym_rules import verify_expression_rg
+from apr_env.verdict import (  # the codes are part of this module's interface too (`verifier.OK`, ...)
+    DIVISION_BY_ZERO,
+    DIVISION_NOT_EXACT,
+    EMPTY,
+    INCONSISTENT_STATE,
+    NEGATIVE_RESULT,
+    NO_GOAL,
+    NOT_TARGET,
+    NOT_TEXT,
+    NUMBER_REUSED,
+    NUMBER_UNUSED,
+    OK,
+    TOO_LONG,
+    UNKNOWN_NUMBER,
+    UNPARSEABLE,
+    WRONG_ARITHMETIC,
+    Verdict,
+)
 
 RULE_SETS = (*RULES, "reasoning_gym")
 """The `rules` `verify` accepts: the arithmetic rule sets plus reasoning-gym's verdicts."""
 
 MAX_LENGTH = 10_000
 """Default size limit in characters (an answer path for 6 numbers is about 1,500)."""
-
-# Verdict codes: stable strings for programs; `Verdict.reason` is the sentence for people.
-OK = "ok"
-EMPTY = "empty"
-NOT_TEXT = "not_text"
-TOO_LONG = "too_long"
-UNPARSEABLE = "unparseable"
-UNKNOWN_NUMBER = "unknown_number"
-NUMBER_REUSED = "number_reused"
-NUMBER_UNUSED = "number_unused"
-WRONG_ARITHMETIC = "wrong_arithmetic"
-NEGATIVE_RESULT = "negative_result"
-DIVISION_BY_ZERO = "division_by_zero"
-DIVISION_NOT_EXACT = "division_not_exact"
-NOT_TARGET = "not_target"
-INCONSISTENT_STATE = "inconsistent_state"
-NO_GOAL = "no_goal"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Outcome of `verify`: `correct`, a stable `code` and a human `reason`."""
-
-    correct: bool
-    code: str
-    reason: str
-    form: str = "expression"
-    """'expression', 'path' or 'none' (nothing parseable was given)."""
-
 
 _CORRECT = {form: Verdict(True, OK, "correct", form) for form in ("expression", "path")}
 
@@ -101,8 +90,6 @@ def verify(problem: Problem, answer, *, rules: str = "apr", max_length: int = MA
     if rules == "reasoning_gym":
         if not answer.strip():
             return _fail(EMPTY, "answer is empty", "none")
-        from apr_env.reasoning_gym_rules import verify_expression_rg  # imports this module
-
         return verify_expression_rg(problem, answer)
     if "Goal Reached" in answer or "Exploring Operation" in answer or "Current State" in answer:
         return verify_path(problem, answer)
@@ -128,19 +115,15 @@ def _position(text: str, k: int) -> int:
     return len(text)
 
 
-def count_numbers(numbers: tuple[int, ...]) -> dict[int, int]:
-    """The multiset `numbers` as {number: times given}."""
+def _counts(numbers: tuple[int, ...]) -> dict[int, int]:
     counts: dict[int, int] = {}
     for n in numbers:
         counts[n] = counts.get(n, 0) + 1
     return counts
 
 
-def apply_checked(op: str, a, b, rules: str):
-    """Return ``a op b``, or a (code, reason) tuple when `rules` forbid the operation.
-
-    Under ``"rational"`` the value is an int when whole, else a `Fraction`.
-    """
+def _apply(op: str, a, b, rules: str):
+    """Return the value, or an (code, reason) tuple when the rules forbid the operation."""
     if op == "+":
         return a + b
     if op == "*":
@@ -162,7 +145,7 @@ def apply_checked(op: str, a, b, rules: str):
 def verify_expression(problem: Problem, text: str, *, rules: str = "apr") -> Verdict:
     """Verify an infix expression (see `verify`); `text` must already be length-checked."""
     tokens = _TOKENS.findall(text)
-    counts = count_numbers(problem.numbers)
+    counts = _counts(problem.numbers)
     values: list = []
     ops: list[str] = []
     expect_operand = True
@@ -172,7 +155,7 @@ def verify_expression(problem: Problem, text: str, *, rules: str = "apr") -> Ver
         op = ops.pop()
         b = values.pop()
         a = values.pop()
-        result = apply_checked(op, a, b, rules)
+        result = _apply(op, a, b, rules)
         if type(result) is tuple:
             return _fail(result[0], result[1], "expression")
         values.append(result)
