@@ -114,10 +114,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
 
 
 def cmd_train_grpo(args: argparse.Namespace) -> int:
+    from apr_env.errors import ConfigError
     from trainers.grpo import train_grpo
     from trainers.grpo_config import GRPOConfig
-
-    from apr_env.errors import ConfigError
 
     try:
         config = GRPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GRPOConfig)})
