@@ -627,6 +627,66 @@ def load_training_problems(config: GRPOConfig) -> list[Problem]:
     return generate_problems(config.num_problems, seed=config.seed)
 
 
+@dataclass
+class GRPORun:
+    """Everything a step needs, built once by `setup_grpo` (a plain record, no behaviour)."""
+
+    config: GRPOConfig
+    accelerator: object
+    model: torch.nn.Module
+    """The unwrapped model: the in-process backend samples from it, checkpoints save it."""
+    ddp_model: torch.nn.Module
+    """The same parameters behind DDP (identical to `model` on one process): training forwards go here."""
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    backend: object
+    agent: object
+    problems: list[Problem]
+    ref_model: torch.nn.Module | None = None
+    reward_fn: RewardFn | None = None
+    start_step: int = 0
+
+
+def setup_grpo(config: GRPOConfig, model=None, tokenizer=None, *, problems=None, reward_fn=None) -> GRPORun:
+    """Load the model, optimizer (restored with `config.resume`), reference, rollout backend and agent."""
+    from accelerate import Accelerator
+
+    from trainers.grpo_log import load_checkpoint
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model, tokenizer = load_policy(model if model is not None else config.model, tokenizer)
+    model.to(accelerator.device)
+    problems = list(problems) if problems is not None else load_training_problems(config)
+    optimizer = make_optimizer(model, config)
+    start = load_checkpoint(Path(config.out) / "checkpoint", model, optimizer) if config.resume else 0
+    ref_model = make_reference(model, config)
+    backend = make_rollout_backend(config, model, tokenizer)
+    ddp_model = accelerator.prepare_model(model)
+    agent = make_agent(config, backend, tokenizer)
+    return GRPORun(config, accelerator, model, ddp_model, tokenizer, optimizer, backend, agent, problems,
+                   ref_model, reward_fn, start)  # fmt: skip
+
+
+def grpo_step(run: GRPORun, step: int) -> dict:
+    """One step: rollout, reward, advantage, update, weight sync. Returns the step's metrics."""
+    config, acc = run.config, run.accelerator
+    t0 = time.perf_counter()
+    run.model.eval()
+    problems = step_problems(run.problems, config, step)
+    rollout = collect_rollouts(run.agent, problems, config, step, run.tokenizer,
+                               rank=acc.process_index, world=acc.num_processes)  # fmt: skip
+    rollout.rewards = episode_rewards(rollout.records, config, step, run.reward_fn)
+    rollout.rows = build_rows(rollout)
+    episodes = {e: (g, r) for e, g, r in zip(rollout.episode_ids, rollout.group_ids, rollout.rewards)}
+    assign_advantages(rollout.rows, episodes, config)
+    t1 = time.perf_counter()
+    train = train_step(run.ddp_model, run.optimizer, rollout.rows, config, acc, run.ref_model)
+    sync_weights(config, run.backend, run.model, run.tokenizer, step + 1)
+    t2 = time.perf_counter()
+    return {"step": step + 1, **rollout_metrics(rollout, acc), **train, "rows": len(rollout.rows),
+            "rollout_s": t1 - t0, "train_s": t2 - t1}  # fmt: skip
+
+
 def train_grpo(
     config: GRPOConfig,
     model=None,
@@ -649,57 +709,28 @@ def train_grpo(
     With `config.resume` it continues from the checkpoint: same seed, same final weights
     as an uninterrupted run (with batch-invariant rollouts, see `rollout_batch_size`).
     """
-    from accelerate import Accelerator
+    from trainers.grpo_log import RunLog, save_checkpoint
 
-    from trainers.grpo_log import RunLog, load_checkpoint, save_checkpoint
-
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model, tokenizer = load_policy(model if model is not None else config.model, tokenizer)
-    model.to(accelerator.device)
-    problems = list(problems) if problems is not None else load_training_problems(config)
-    optimizer = make_optimizer(model, config)
-    start = 0
+    run = setup_grpo(config, model, tokenizer, problems=problems, reward_fn=reward_fn)
     out = Path(config.out)
-    if config.resume:
-        start = load_checkpoint(out / "checkpoint", model, optimizer)
-    ref_model = make_reference(model, config)
-    backend = make_rollout_backend(config, model, tokenizer)
-    ddp_model = accelerator.prepare_model(model)
-    agent = make_agent(config, backend, tokenizer)
-    log = RunLog(out, config, resume_from=start, enabled=accelerator.is_main_process)
+    main = run.accelerator.is_main_process
+    log = RunLog(out, config, resume_from=run.start_step, enabled=main)
     metrics: dict = {}
     try:
-        with log.progress(config.steps, start) as advance:
-            for step in range(start, config.steps):
-                t0 = time.perf_counter()
-                model.eval()
-                rollout = collect_rollouts(
-                    agent, step_problems(problems, config, step), config, step, tokenizer,
-                    rank=accelerator.process_index, world=accelerator.num_processes,
-                )  # fmt: skip
-                rollout.rewards = episode_rewards(rollout.records, config, step, reward_fn)
-                rollout.rows = build_rows(rollout)
-                episodes = {
-                    e: (g, r) for e, g, r in zip(rollout.episode_ids, rollout.group_ids, rollout.rewards)
-                }
-                assign_advantages(rollout.rows, episodes, config)
-                t1 = time.perf_counter()
-                train = train_step(ddp_model, optimizer, rollout.rows, config, accelerator, ref_model)
-                sync_weights(config, backend, model, tokenizer, step + 1)
-                t2 = time.perf_counter()
-                metrics = {"step": step + 1, **rollout_metrics(rollout, accelerator), **train,
-                           "rows": len(rollout.rows), "rollout_s": t1 - t0, "train_s": t2 - t1}  # fmt: skip
+        with log.progress(config.steps, run.start_step) as advance:
+            for step in range(run.start_step, config.steps):
+                metrics = grpo_step(run, step)
                 log.write(metrics)
                 advance(metrics)
-                done = step + 1 == config.steps
-                if accelerator.is_main_process and (
-                    done or (config.save_every and (step + 1) % config.save_every == 0)
+                finished = step + 1
+                if main and (
+                    finished == config.steps or (config.save_every and finished % config.save_every == 0)
                 ):
-                    save_checkpoint(out / "checkpoint", model, optimizer, step + 1, config)
-        if accelerator.is_main_process:
-            save_model(model, tokenizer, out / "model")
+                    save_checkpoint(out / "checkpoint", run.model, run.optimizer, finished, config)
+        if main:
+            save_model(run.model, run.tokenizer, out / "model")
     finally:
-        backend.close()
+        run.backend.close()
         log.close()
-    accelerator.wait_for_everyone()
+    run.accelerator.wait_for_everyone()
     return metrics
