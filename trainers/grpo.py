@@ -164,14 +164,20 @@ def make_reference(model, config: GRPOConfig):
     return ref
 
 
-def sync_weights(config: GRPOConfig, backend, model, tokenizer, step: int) -> None:
+def sync_weights(config: GRPOConfig, backend, model, tokenizer, step: int, accelerator=None) -> None:
     """Make the rollout backend sample from the updated weights.
 
     In-process: the backend holds the very model object, so only retained KV (computed with
-    the old weights) is dropped. SGLang: save to `weights_dir`/step-N and push the folder.
+    the old weights) is dropped. SGLang: the main process saves to `weights_dir`/step-N and
+    pushes the folder; the others wait for it (every process samples from the same servers).
     """
     if config.backend == "transformers":
         backend.flush_cache()
+        return
+    if accelerator is not None and accelerator.num_processes > 1:
+        if accelerator.is_main_process:
+            sync_weights(config, backend, model, tokenizer, step)
+        accelerator.wait_for_everyone()
         return
     from runtime.backends.http_errors import BackendStatusError
 
@@ -681,7 +687,7 @@ def grpo_step(run: GRPORun, step: int) -> dict:
     assign_advantages(rollout.rows, episodes, config)
     t1 = time.perf_counter()
     train = train_step(run.ddp_model, run.optimizer, rollout.rows, config, acc, run.ref_model)
-    sync_weights(config, run.backend, run.model, run.tokenizer, step + 1)
+    sync_weights(config, run.backend, run.model, run.tokenizer, step + 1, acc)
     t2 = time.perf_counter()
     return {"step": step + 1, **rollout_metrics(rollout, acc), **train, "rows": len(rollout.rows),
             "rollout_s": t1 - t0, "train_s": t2 - t1}  # fmt: skip
