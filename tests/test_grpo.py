@@ -208,3 +208,27 @@ def test_cli_train_grpo_runs_one_step(tmp_path):
                 "parallel_ratio", "kl_ref", "kl_sampler", "clip_frac", "entropy", "logprob_gap"}  # fmt: skip
     assert expected <= set(rows[0])
     assert (out / "model/config.json").exists() and (out / "checkpoint/state.pt").exists()
+
+
+def test_in_process_rollouts_are_served_by_the_trained_model_itself(tmp_path):
+    from trainers.grpo import setup_grpo
+
+    model = tiny_model()
+    run = setup_grpo(GRPOConfig(out=str(tmp_path), progress=False), model, TOK, problems=PROBLEMS)
+    try:
+        assert run.backend.model is run.model is model  # no copy: an update is seen by the next rollout
+    finally:
+        run.backend.close()
+
+
+@pytest.mark.parametrize(
+    ("step", "spawns", "want"),
+    [(0, 1, 1.5), (5, 1, 1.25), (10, 1, 1.0), (20, 1, 1.0), (0, 0, 1.0)],
+    ids=["start", "half-annealed", "annealed", "after", "no-spawn"],
+)
+def test_spawn_bonus_is_annealed_and_only_paid_for_spawning(step, spawns, want):
+    from trainers.grpo import episode_rewards
+
+    config = GRPOConfig(spawn_bonus=0.5, spawn_bonus_anneal_steps=10)
+    record = {"reward": 1.0, "metrics": {"num_spawns": spawns}}
+    assert episode_rewards([record], config, step) == [pytest.approx(want)]

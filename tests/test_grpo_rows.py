@@ -169,7 +169,13 @@ def test_rows_round_trip_through_trl_shaped_rows():
     rows = _rows()
     assign_advantages(rows, EPISODES, GRPOConfig())
     trl = to_trl_rows(rows)
-    assert set(trl[0]) >= {"prompt_ids", "completion_ids", "completion_mask", "old_per_token_logps", "advantages"}
+    assert set(trl[0]) >= {
+        "prompt_ids",
+        "completion_ids",
+        "completion_mask",
+        "old_per_token_logps",
+        "advantages",
+    }
     assert trl[0]["completion_mask"] == [1, 1, 0, 1] and trl[0]["advantages"] == 0.5
     assert from_trl_rows(trl) == rows
 
@@ -189,3 +195,37 @@ def test_reader_refuses_another_schema_version(tmp_path):
 def test_row_with_mismatched_lengths_is_refused():
     with pytest.raises(ValueError, match="same length"):
         TreeRow(0, 0, 0, None, 0, 0, [1], [5, 6], [-0.1], [1, 1])
+
+
+def test_rows_from_a_runner_record_mask_the_forced_spawn_token_and_keep_sent_ids():
+    from test_llm_agent import TOK, ScriptBackend
+
+    from agents.llm_agent import LLMAgent
+    from apr_env import Problem
+    from apr_env import grammar as g
+    from runtime.runner import RunConfig, run_episodes
+
+    def script(prompt: str) -> str:  # the root writes <Sub Searches> itself; the agent forces a spawn
+        if prompt.endswith(g.CALLING):
+            return "\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n<End Calling Sub Searches>\n"
+        if prompt.startswith("Moving to Node #0\n") and g.END_SUB_SEARCHES not in prompt:
+            return (
+                "\nExploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]\n"
+                "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2\n<Sub Searches>\nmade-up"
+            )
+        return "No solution found.\n"
+
+    backend = ScriptBackend(script)
+    [rec] = run_episodes(LLMAgent(backend, TOK), [Problem(10, (1, 4, 6, 8))], RunConfig(record_calls=True))
+    rows = rows_from_record(rec, episode_id=0, group_id=0)
+    assert [(r.node_id, r.call_index) for r in rows] == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+    ]  # thread by thread, calls in order
+    root = rows[0]
+    masked = [root.completion_ids[j] for j, m in enumerate(root.loss_mask) if m == 0]
+    assert masked == [TOK.token_id(g.CALLING)]
+    sent = [r.input_ids for r in backend.requests]
+    for row in rows:  # each row's prompt is exactly what the sampler was sent: no re-tokenisation
+        assert row.prompt_ids in sent

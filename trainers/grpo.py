@@ -542,9 +542,10 @@ def train_step(
     model.train()
     totals: dict[str, float] = {}
     grad_norm = 0.0
+    keys = ("loss", "clipped", "gap", "kl_sampler", "kl_ref", "entropy", "tokens")
     for epoch in range(config.ppo_epochs):
-        loss_sum = 0.0
-        sums = {"clipped": 0.0, "gap": 0.0, "kl_sampler": 0.0, "kl_ref": 0.0, "entropy": 0.0, "tokens": 0.0}
+        # metric sums stay on the device: one host sync per step, not one per micro-batch
+        sums = torch.zeros(len(keys), dtype=torch.float64, device=accelerator.device)
         for c, chunk in enumerate(chunks or [None]):
             last = c == max(len(chunks), 1) - 1
             with contextlib.nullcontext() if last else accelerator.no_sync(model):
@@ -562,19 +563,19 @@ def train_step(
                         ref_logp, _ = token_logprobs(ref_model, mb, config.bf16, entropy=False)
                 loss, stats = policy_loss(logp, mb, config.clip_eps, ref_logp, config.kl_beta)
                 accelerator.backward(loss * world)
-                loss_sum += float(loss.detach())
-                for k, v in stats.items():
-                    sums[k] += float(v)
+                stats["loss"] = loss.detach()
                 if ent is not None:
-                    sums["entropy"] += float((ent * mb.mask).sum())
+                    stats["entropy"] = (ent * mb.mask).sum()
+                for k, v in stats.items():
+                    sums[keys.index(k)] += v.double()
         if config.max_grad_norm > 0:
             grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if epoch == 0:
-            keys = list(sums)
-            reduced = _all_sum(accelerator, [loss_sum] + [sums[k] for k in keys])
-            totals = {"loss": reduced[0], **dict(zip(keys, reduced[1:]))}
+            if accelerator.num_processes > 1:
+                sums = accelerator.reduce(sums, reduction="sum")
+            totals = dict(zip(keys, sums.tolist()))
     t = max(totals["tokens"], 1.0)
     return {
         "loss": totals["loss"],
