@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     tok = make_tiny_tokenizer()
     model = small_llama(tok.vocab_size)
-    steps, repeats = (2, 1) if args.quick else (3, 5)
+    steps, repeats = (2, 1) if args.quick else (3, 3)
     config = GRPOConfig(
         out="/tmp/grpo_side_by_side", steps=steps, problems_per_step=4, group_size=4,
         max_new_tokens=32 if args.quick else 128, context_window=1024, lr=1e-5, micro_batch_size=8,
