@@ -8,7 +8,8 @@
    the same rows with the same micro-batches, AdamW and gradient clip. Both train their own
    copy of the same initial weights; runs alternate and the best of `repeats` is kept.
    Reported as raw seconds / ours seconds (our throughput as a share of raw). Target >= 0.9.
-   The raw loop is the floor: it skips our metrics (entropy, clip fraction, logprob gap).
+   The raw loop is the floor: the same log-prob formula (gather - logsumexp), but none of our
+   metrics (entropy, clip fraction, logprob gap, KL to the sampler) and no DDP bookkeeping.
 2. The rollout / train split of real steps (`trainers.grpo.grpo_step`) on a ~4M-parameter Llama
    (random weights, the Countdown tokenizer, in-process backend: the trained model serves the
    rollouts), after one warm-up step.
@@ -66,7 +67,7 @@ def raw_step(model, optimizer, rows, config: GRPOConfig) -> float:
         idx = keep[s : s + n]
         mb = make_micro_batch([rows[i] for i in idx], [weights[i] for i in idx], "cpu")
         logits = model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits[:, :-1].float()
-        logp = torch.log_softmax(logits, -1).gather(-1, mb.targets[..., None])[..., 0]
+        logp = logits.gather(-1, mb.targets[..., None])[..., 0] - torch.logsumexp(logits, -1)
         ratio = torch.exp(logp - mb.old_logp)
         adv = mb.advantages
         loss = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps))

@@ -232,3 +232,28 @@ def test_spawn_bonus_is_annealed_and_only_paid_for_spawning(step, spawns, want):
     config = GRPOConfig(spawn_bonus=0.5, spawn_bonus_anneal_steps=10)
     record = {"reward": 1.0, "metrics": {"num_spawns": spawns}}
     assert episode_rewards([record], config, step) == [pytest.approx(want)]
+
+
+def test_k3_kl_to_the_reference_is_zero_at_the_reference_and_grows_away_from_it():
+    rows = hand_rows(tiny_model())
+    config = GRPOConfig(kl_beta=0.5, max_grad_norm=0.0)
+
+    def kl_step(ref_seed: int) -> dict:
+        model = tiny_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        return train_step(
+            model, opt, rows, config, Accelerator(cpu=True), ref_model=tiny_model(seed=ref_seed)
+        )
+
+    same, other = kl_step(0), kl_step(1)
+    assert same["kl_ref"] == pytest.approx(0.0, abs=1e-6)
+    assert other["kl_ref"] > 0.01 and other["loss"] > same["loss"]
+
+
+def test_bf16_autocast_step_keeps_fp32_weights_and_a_finite_loss():
+    model = tiny_model()
+    rows = hand_rows(model)
+    stats = train_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), rows, GRPOConfig(bf16=True),
+                       Accelerator(cpu=True))  # fmt: skip
+    assert torch.isfinite(torch.tensor(stats["loss"])) and stats["grad_norm"] > 0
+    assert all(p.dtype == torch.float32 for p in model.parameters())
