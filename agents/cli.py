@@ -4,6 +4,7 @@
     apr-env eval --agent apr --protocol apr --n 200
     apr-env eval --agent llm --backend transformers --model DIR --protocol apr --n 16
     apr-env eval --agent llm --backend sglang --url http://127.0.0.1:30000 --model DIR
+    apr-env eval --agent ppo --model runs/ppo/model.zip --n 200        # a MaskablePPO macro policy
     apr-env show --protocol broadcast --index 3 --out episode.png
 
 Both build an agent (symbolic, random or an LLM behind a runtime backend) and run episodes
@@ -18,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-AGENTS = ("apr", "sos+", "symbolic", "random", "llm")
+AGENTS = ("apr", "sos+", "symbolic", "random", "llm", "ppo")
 
 
 def _make_agent(args: argparse.Namespace):
@@ -30,6 +31,14 @@ def _make_agent(args: argparse.Namespace):
         from agents.random_agent import RandomAgent
 
         return RandomAgent(), None
+    if args.agent == "ppo":
+        if not args.model:
+            raise SystemExit("--agent ppo needs --model PATH (the model.zip written by `apr-env train ppo`)")
+        if (args.protocol or "apr") != "apr":
+            raise SystemExit(f"--agent ppo plays the apr protocol only, got --protocol {args.protocol}")
+        from agents.sb3_agent import MacroPolicyAgent
+
+        return MacroPolicyAgent.load(args.model, context_window=args.context_window), None
     from agents.llm_agent import LLMAgent, LLMAgentConfig
     from apr_env.tokenizer import load_tokenizer
 
@@ -183,7 +192,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", default=None, help="default: serial for sos+, else apr")
     p.add_argument("--backend", choices=("transformers", "sglang", "openai"), default="transformers")
     p.add_argument(
-        "--model", default=None, help="model folder (transformers) or tokenizer folder (HTTP backends)"
+        "--model",
+        default=None,
+        help="model folder (transformers), tokenizer folder (HTTP backends) or model.zip (ppo)",
     )
     p.add_argument("--url", default=None, help="server URL for --backend sglang/openai")
     p.add_argument("--n", type=int, default=100)

@@ -13,13 +13,17 @@ a test needs the Countdown one.
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trace_text import calling_block
 
 from apr_env import Episode, Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
 from apr_env.errors import ConfigError
-from apr_env.tokenizer import load_tokenizer
+from apr_env.tokenizer import default_tokenizer, load_tokenizer
 from apr_env.tree import Status
 
 P = Problem(10, (1, 4, 6, 8))
@@ -144,6 +148,67 @@ def test_root_text_past_the_window_is_cut_and_truncates_the_episode(char_tok):
     assert ep.summary()["reward"] == 0.0
 
 
+def test_a_10_mb_action_is_cut_at_the_window_as_an_action_just_past_it_is():
+    # Countdown tokenizer, 4,096-token window: both keep "\n" and as many x as the prompt leaves room for
+    kept = 4096 - default_tokenizer().count(ROOT_PROMPT) - 1
+    huge, past = Episode(P, "apr"), Episode(P, "apr")
+    assert huge.act(0, "x" * 10 * 2**20) == past.act(0, "x" * 4096) == "fail"
+    assert huge.observation(0) == past.observation(0) == ROOT_PROMPT + "\n" + "x" * kept
+    assert huge.outcome == past.outcome == "context_window" and huge.truncated and past.truncated
+    assert huge.metrics == past.metrics and huge.metrics.max_context_tokens == 4096
+
+
+def test_a_10_mb_action_with_unprintable_characters_is_masked_cut_and_recorded():
+    kept = 4096 - default_tokenizer().count(ROOT_PROMPT) - 1
+    huge, past = Episode(P, "apr"), Episode(P, "apr")
+    huge.act(0, "\u00e9" * 10 * 2**20)
+    past.act(0, "\u00e9" * 4096)
+    assert huge.observation(0) == past.observation(0) == ROOT_PROMPT + "\n" + "?" * kept
+    assert huge.format_errors == past.format_errors == [(0, "unprintable_characters")]
+    assert huge.metrics == past.metrics
+
+
+action_units = st.sampled_from(
+    [
+        "Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]\n",
+        "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2\n",
+        "Moving to Node #",
+        "No solution found.",
+        "<Calling Sub Searches>",
+        "<s>",
+        " at level ",
+        "x" * 40,
+        "\n",
+        "\u00e9",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(action=st.lists(st.one_of(action_units, st.text(max_size=5)), max_size=30).map("".join))
+def test_an_action_is_cut_where_the_whole_texts_tokens_reach_the_window(action):
+    # the rule before actions were cut within a prefix: count and encode the whole text, keep
+    # the tokens the window has room for (Countdown tokenizer; 21 prompt tokens, 100-token window)
+    tok = default_tokenizer()
+    ep = Episode(P, "serial", limits=Limits(context_window=100))
+    prompt = ep.observation(0)
+    masked = re.sub(r"[^\x20-\x7e\n\t]", "?", action)
+    text = ep.protocol.separate(prompt[-1], masked)
+    separator = len(text) - len(masked)  # the "\n" the episode puts in front: 1 prefill token, not generated
+    room = 100 - tok.count(prompt)
+    event = ep.act(0, action)
+    if not text:
+        return
+    if tok.count(text) > room:
+        assert event == "fail" and ep.outcome == "context_window"
+        assert ep.observation(0) == prompt + tok.decode(tok.encode(text)[:room])
+        assert ep.metrics.total_tokens == room - separator
+    else:
+        assert event == "finish" and ep.observation(0) == prompt + text
+        assert ep.metrics.total_tokens == tok.count(text) - separator
+    assert ep.metrics.prefill_tokens == tok.count(prompt) + separator
+
+
 def test_child_past_the_window_fails_alone_and_joins_as_no_solution(worked_example, char_tok):
     ex = worked_example
     # root: 64 + 653 = 717 tokens; child 0: 78 + 314 = 392 fits; child 1 writes 2,000 characters
@@ -184,14 +249,15 @@ def test_spawn_past_a_limit_rejects_children_with_a_reason(char_tok, limits, cre
 
 def test_total_token_budget_truncates_the_episode_and_fails_running_threads(char_tok):
     ep = Episode(P, "apr", limits=Limits(max_total_tokens=300), tokenizer=char_tok)
-    ep.act(0, calling_block("0", "0"))  # "\n" + 23 + 2*50 + 26 = 150 tokens
-    ep.act(1, Text("a" * 99, partial=True))  # "\n" + 99 = 100 -> 250
+    # generated tokens only: the "\n" the episode puts in front of each action is prefill
+    ep.act(0, calling_block("0", "0"))  # "\n" + 23 + 2*50 + 26: 149 generated
+    ep.act(1, Text("a" * 99, partial=True))  # "\n" + 99: 99 -> 248
     assert not ep.done
-    assert ep.act(2, "b" * 99) == "fail"  # 100 -> 350 > 300
+    assert ep.act(2, "b" * 99) == "fail"  # 99 -> 347 > 300
     assert ep.done and ep.truncated and ep.outcome == "token_budget"
     assert all(t.status is Status.FAILED for t in ep.threads)
     assert {t.reason for t in ep.threads} == {"token_budget"}
-    assert ep.metrics.total_tokens == 350
+    assert ep.metrics.total_tokens == 347
 
 
 def test_root_prompt_longer_than_the_window_ends_the_episode_at_once(char_tok):

@@ -5,12 +5,15 @@ round trips (golden official traces, hypothesis texts built from grammar lines, 
 the trace alphabet), <unk> outside it, counting, the append-only shipped snapshot, loading
 the saved folder with transformers, and `load_tokenizer` for folders, files and objects.
 
-The snapshot ``apr_env/data/countdown_tokenizer.json`` is rewritten after appending tokens with
+The snapshot ``apr_env/data/countdown_tokenizer.json`` must hold exactly the built vocabulary
+(every token string and id) and segment the golden traces alike; it is rewritten after appending
+tokens with
 ``python -c "from apr_env.tokenizer import build_backend; build_backend().save('apr_env/data/countdown_tokenizer.json')"``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import string
 import subprocess
@@ -21,10 +24,11 @@ import golden
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from apr_env import grammar
 from apr_env.tokenizer import (
+    FastTokenizer,
     TokenizerSpecError,
     build_backend,
     build_tokenizer,
@@ -169,12 +173,43 @@ def test_build_is_deterministic():
     assert build_backend().to_str() == build_backend().to_str()
 
 
-def test_build_keeps_every_id_of_the_shipped_snapshot(tok):
+REFRESH = (
+    'python -c "from apr_env.tokenizer import build_backend; '
+    "build_backend().save('apr_env/data/countdown_tokenizer.json')\""
+)
+
+
+def vocabulary_drift(shipped: dict[str, int], built: dict[str, int]) -> dict[str, tuple]:
+    """Tokens whose id differs between two vocabularies: token -> (snapshot id, built id), None if absent."""
+    return {
+        token: (shipped.get(token), built.get(token))
+        for token in sorted(shipped.keys() | built.keys())
+        if shipped.get(token) != built.get(token)
+    }
+
+
+def test_built_vocabulary_equals_the_shipped_snapshot(tok):
     shipped = Tokenizer.from_file(str(SNAPSHOT)).get_vocab(with_added_tokens=True)
     built = tok.backend.get_vocab(with_added_tokens=True)
-    changed = {token: (i, built.get(token)) for token, i in shipped.items() if built.get(token) != i}
-    assert not changed, f"token ids changed (snapshot id, built id): {changed}; only append new tokens"
-    assert len(shipped) == 183
+    drift = vocabulary_drift(shipped, built)
+    assert not drift, (
+        f"the built vocabulary differs from {SNAPSHOT.name} (token: (snapshot id, built id)): {drift}. "
+        "Shipped ids must never change: only append new tokens, then refresh the snapshot from the "
+        f"repository root with {REFRESH}"
+    )
+
+
+def test_vocabulary_drift_names_changed_added_and_removed_tokens():
+    shipped = {"<pad>": 0, "a": 1, "b": 2}
+    built = {"<pad>": 0, "a": 2, "c": 3}
+    assert vocabulary_drift(shipped, built) == {"a": (1, 2), "b": (2, None), "c": (None, 3)}
+
+
+def test_snapshot_segments_the_golden_traces_like_the_build(tok):
+    snapshot = Tokenizer.from_file(str(SNAPSHOT))
+    assert [e.ids for e in snapshot.encode_batch(GOLDEN_TEXTS, add_special_tokens=False)] == tok.encode_batch(
+        GOLDEN_TEXTS
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -281,6 +316,87 @@ def test_count_without_cache_still_counts():
 
     uncached = FastTokenizer(build_backend(), count_cache_size=0)
     assert uncached.count("12 34") == 5
+
+
+# ---------------------------------------------------------------------------------------
+# Counting and encoding only as much of a text as a window can take (count_upto, encode_head)
+# ---------------------------------------------------------------------------------------
+
+
+class _CharTokenizer:
+    """One token per character, as an encode/decode object (`ObjectTokenizer`)."""
+
+    def encode(self, text):
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
+
+def _bpe(byte_level: bool) -> FastTokenizer:
+    """A small BPE tokenizer trained here on golden traces (no download). Without a pre-tokenizer a
+    merge may span anything (the whole text is one word): the hardest case for a prefix's tokens."""
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    alphabet = []
+    if byte_level:
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>"], initial_alphabet=alphabet, show_progress=False
+    )
+    backend.train_from_iterator(GOLDEN_TEXTS[:20], trainer)
+    return FastTokenizer(backend, bos_token=None, eos_token=None, pad_token=None)
+
+
+HEAD_TOKENIZERS = {
+    "countdown": build_tokenizer,
+    "bpe": lambda: _bpe(byte_level=False),
+    "byte_level_bpe": lambda: _bpe(byte_level=True),
+    "char_object": lambda: load_tokenizer(_CharTokenizer()),
+}
+
+
+@functools.cache
+def head_tokenizer(name: str):
+    return HEAD_TOKENIZERS[name]()
+
+
+# grammar text, special tokens' text and long runs of one character (a single word of any length)
+head_text = st.lists(
+    st.one_of(
+        fragment,
+        st.sampled_from(["<s>", "</s>", "<pad>", "<unk>", "<", "<s", "<un"]),
+        st.builds(lambda c, n: c * n, st.sampled_from("x7 \n"), st.integers(1, 400)),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", list(HEAD_TOKENIZERS))
+@settings(max_examples=150, deadline=None)
+@given(text=head_text, n=st.integers(0, 400))
+def test_encode_head_is_the_head_of_the_whole_texts_encoding(name, text, n):
+    tok = head_tokenizer(name)
+    assert tok.encode_head(text, n) == tok.encode(text)[:n]
+
+
+@pytest.mark.parametrize("name", list(HEAD_TOKENIZERS))
+@settings(max_examples=150, deadline=None)
+@given(text=head_text, limit=st.integers(0, 400))
+def test_count_upto_is_exact_up_to_the_limit_and_above_it_past_the_limit(name, text, limit):
+    tok = head_tokenizer(name)
+    count, got = tok.count(text), tok.count_upto(text, limit)
+    assert got == count if count <= limit else got > limit
+
+
+@pytest.mark.parametrize("name", list(HEAD_TOKENIZERS))
+def test_encode_head_and_count_upto_of_ten_megabytes_read_a_prefix(name):
+    tok = head_tokenizer(name)
+    text = ("Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]\n" * 200_000)[: 10 * 2**20]
+    head_text_ = text[:40_000]  # 4,000 tokens of any of these tokenizers lie well inside it
+    assert tok.encode_head(text, 4000) == tok.encode(head_text_)[:4000]
+    assert tok.count_upto(text, 4000) > 4000
 
 
 def test_token_id_of_a_multi_token_string_raises_with_its_pieces(tok):

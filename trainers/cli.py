@@ -6,16 +6,17 @@
     apr-env data traces --n 1000 --token-stats path/to/llama-2-tokenizer
     apr-env train grpo --model ckpt/sft --problems data/train.json --group-size 5 --steps 150 --out runs/grpo
     apr-env train grpo --model ckpt/sft --problems data/train.json --steps 150 --out runs/grpo --resume
+    apr-env train ppo --total-timesteps 30000 --out runs/ppo   # MaskablePPO on APRCountdownMacro-v0
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
 import inspect
-import itertools
 import json
+from dataclasses import MISSING, fields
+from itertools import pairwise
 
 
 def cmd_data_problems(args: argparse.Namespace) -> int:
@@ -46,6 +47,47 @@ def cmd_data_traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_ppo(args: argparse.Namespace) -> int:
+    from trainers.ppo import train_ppo
+    from trainers.ppo_config import PPOConfig
+
+    names = {f.name for f in fields(PPOConfig)}
+    train_ppo(PPOConfig(**{k: v for k, v in vars(args).items() if k in names}))
+    return 0
+
+
+def _register_ppo(train: argparse._SubParsersAction) -> None:
+    """`apr-env train ppo`: one flag per `PPOConfig` field, its doc line as help."""
+    import ast
+    import inspect
+
+    from trainers import ppo_config
+
+    docs = {}  # field name -> the docstring literal below it (the config's only doc source)
+    tree = ast.parse(inspect.getsource(ppo_config.PPOConfig))
+    body = tree.body[0].body
+    for node, nxt in pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = nxt.value.value
+    p = train.add_parser("ppo", help="MaskablePPO on APRCountdownMacro-v0 (learn when to spawn)")
+    for f in fields(ppo_config.PPOConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=docs.get(f.name)
+            )
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=default, help=docs.get(f.name))
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=docs.get(f.name))
+    p.set_defaults(func=cmd_train_ppo)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the trainers' subcommands to the `apr-env` parser."""
     p = sub.add_parser("data", help="write problems or solver traces to files")
@@ -74,17 +116,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--out", default="data/traces")
     d.set_defaults(func=cmd_data_traces)
-    train = sub.add_parser("train", help="train a model (GRPO on spawn trees)").add_subparsers(
-        dest="trainer", required=True, metavar="TRAINER"
-    )
+
+    train = sub.add_parser(
+        "train", help="train a model or a policy (GRPO on spawn trees, MaskablePPO)"
+    ).add_subparsers(dest="trainer", required=True, metavar="TRAINER")
     _register_grpo(train)
+    _register_ppo(train)
 
 
 def _field_docs(cls) -> dict[str, str]:
     """The doc line under each field of a config dataclass (its only doc source; CLI help reuses it)."""
     body = ast.parse(inspect.getsource(cls)).body[0].body
     docs = {}
-    for node, after in itertools.pairwise(body):
+    for node, after in pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(after, ast.Expr)
@@ -97,9 +141,9 @@ def _field_docs(cls) -> dict[str, str]:
 def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
     """One flag per dataclass field: ``--name-with-dashes``, typed by the default, help from the doc line."""
     docs = _field_docs(cls)
-    for f in dataclasses.fields(cls):
+    for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default if f.default is not MISSING else f.default_factory()
         doc = docs.get(f.name, "").replace("%", "%%")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=doc)
@@ -119,7 +163,7 @@ def cmd_train_grpo(args: argparse.Namespace) -> int:
     from trainers.grpo_config import GRPOConfig
 
     try:
-        config = GRPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GRPOConfig)})
+        config = GRPOConfig(**{f.name: getattr(args, f.name) for f in fields(GRPOConfig)})
     except ConfigError as err:
         raise SystemExit(f"apr-env train grpo: {err}") from err
     metrics = train_grpo(config)

@@ -12,8 +12,9 @@ returns a `Future` at once; one background worker thread loops:
 3. finish sequences on a stop token, a stop string, `max_new_tokens` or the context length,
    resolve their futures, retain their KV when they have a `cache_key`, and go to 1.
 
-The forward is the model's own ``model(input_ids, attention_mask=4D, position_ids, past_key_values)``
-(no ``generate``), so any decoder whose attention calls ``past_key_values.update`` works
+The forward is the model's own ``model(input_ids, attention_mask=4D, position_ids, cache)``
+(no ``generate``; ``past_key_values`` on transformers releases before the rename, see
+`kv_slots.cache_kwargs`), so any decoder whose attention calls the cache's ``update`` works
 (Llama, Qwen2/3, Mistral, ...) with ``sdpa`` or ``eager`` attention. Flash-attention kernels
 do not take the custom mask and are not supported.
 
@@ -53,7 +54,7 @@ import torch
 
 from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
 from runtime.backends.detokenize import make_decode, matched_stop_string
-from runtime.backends.kv_slots import RetainedKV, RetainedStore, SlotKVCache, common_prefix
+from runtime.backends.kv_slots import RetainedKV, RetainedStore, SlotKVCache, cache_kwargs, common_prefix
 from runtime.backends.sampling import RowSampler, choose_tokens, make_row_sampler, token_logprobs
 from runtime.backends.transformers_config import DTYPES, TransformersBackendConfig
 
@@ -171,6 +172,7 @@ class TransformersBackend(Backend):
         self._cache = SlotKVCache(
             config.max_batch_size, self.context_length, self.device, config.initial_kv_len
         )
+        self._cache_kwargs = cache_kwargs(self.model, self._cache)
         self._store = RetainedStore(config.max_retained_sequences, int(config.max_retained_mib * 2**20))
         self.stats = BackendStats()
         self._running: list[_Sequence] = []  # running[i] occupies slot i
@@ -423,8 +425,8 @@ class TransformersBackend(Backend):
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
-            past_key_values=self._cache,
             use_cache=True,
+            **self._cache_kwargs,
             logits_to_keep=logits_to_keep,
         )
         return out.logits
