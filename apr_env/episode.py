@@ -268,6 +268,23 @@ class Episode:
         self._spawn(thread, request)
         return "spawn"
 
+    def truncate(self, tid: int) -> str:
+        """End running thread `tid` as cut off by its context window, with nothing more generated.
+
+        For a runtime whose server refused the thread's next request for length (its real
+        context is shorter than `limits.context_window`): the thread gets the outcome it would
+        get had it run out of room itself (a child's result says ``context_window``; the root's
+        ends the episode as truncated). Returns 'fail', or 'ignored' as `act` does.
+        """
+        if self.done or not isinstance(tid, int) or not 0 <= tid < len(self.threads):
+            return "ignored"
+        thread = self.threads[tid]
+        if thread.status is not Status.RUNNING:
+            self.format_errors.append((tid, f"action_while_{thread.status.value}"))
+            return "ignored"
+        self._end_thread(thread, Status.FAILED, "context_window")
+        return "fail"
+
     def act_parallel(self, actions: dict[int, object]) -> dict[int, str]:
         """One parallel step: every thread running at the start of the step acts (ascending id order).
 

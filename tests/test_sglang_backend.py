@@ -202,8 +202,10 @@ def fake():
 
 
 @pytest.fixture
-def local(fake):
-    with serve(fake) as server:
+def local(fake, tmp_path):
+    (tmp_path / "ckpt-7").mkdir()
+    with serve(fake, weights_dir=str(tmp_path)) as server:
+        server.weights = tmp_path
         yield server
 
 
@@ -236,16 +238,17 @@ def test_admin_routes_through_the_local_server(local, fake):
     with SGLangBackend(local.url, policy=FAST) as backend:
         assert backend.health() and backend.health(generate=True)
         backend.flush_cache()
-        answers = backend.update_weights_from_disk("/ckpt/7")
+        answers = backend.update_weights_from_disk(str(local.weights / "ckpt-7"))
         info = backend.get_model_info()
-    assert fake.flushed == 1 and fake.reloaded == ["/ckpt/7"] and answers[0]["success"] is True
-    assert info["model_path"] == "/ckpt/7"
+    ckpt = str(local.weights / "ckpt-7")
+    assert fake.flushed == 1 and fake.reloaded == [ckpt] and answers[0]["success"] is True
+    assert info["model_path"] == ckpt
 
 
 def test_a_refused_weight_update_raises_with_the_servers_message(local):
     with SGLangBackend(local.url, policy=FAST) as backend, pytest.raises(BackendStatusError) as info:
-        backend.update_weights_from_disk("/missing")
-    assert info.value.status == 400 and "/missing" in info.value.body
+        backend.update_weights_from_disk(str(local.weights / "missing"))
+    assert info.value.status == 400 and "missing" in info.value.body
 
 
 def test_submit_after_close_fails_with_a_backend_error(local):

@@ -212,6 +212,13 @@ class SGLangBackend(PooledHTTPBackend):
         self.tokenizer = tokenizer
         self.always_return_logprob = always_return_logprob
 
+    context_routes = (
+        ("/v1/models", "data.0.max_model_len"),
+        ("/server_info", "context_length"),
+        ("/model_info", "context_length"),
+        ("/get_model_info", "context_length"),
+    )
+
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         body = build_generate_body(request, always_return_logprob=self.always_return_logprob)
         start = time.perf_counter()
