@@ -257,3 +257,29 @@ def test_bf16_autocast_step_keeps_fp32_weights_and_a_finite_loss():
                        Accelerator(cpu=True))  # fmt: skip
     assert torch.isfinite(torch.tensor(stats["loss"])) and stats["grad_norm"] > 0
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_sglang_backend_trains_against_apr_env_serve_and_pushes_each_update(tmp_path):
+    """The HTTP path end to end: rollouts from `apr-env serve` (SGLang API), weights pushed after each
+    step with /update_weights_from_disk; at the end the server holds exactly the trained weights."""
+    from runtime.backends.transformers_backend import TransformersBackend
+    from runtime.server import serve
+
+    served = save_tiny_model(tmp_path / "weights/initial", tiny_model(), TOK)
+    server_backend = TransformersBackend(str(served), TOK)
+    trained = tiny_model()
+    try:
+        with serve(server_backend, tokenizer=TOK, weights_dir=str(tmp_path / "weights")) as server:
+            config = GRPOConfig(out=str(tmp_path / "run"), steps=2, problems_per_step=2, group_size=2,
+                                max_new_tokens=5, context_window=256, lr=1e-2, progress=False,
+                                tensorboard=False, backend="sglang", urls=[server.url],
+                                weights_dir=str(tmp_path / "weights"))  # fmt: skip
+            metrics = train_grpo(config, trained, TOK, problems=PROBLEMS)
+            served_now = {k: v.clone() for k, v in server_backend.model.state_dict().items()}
+    finally:
+        server_backend.close()
+    assert metrics["step"] == 2 and (tmp_path / "weights/step-2/config.json").exists()
+    start = tiny_model().state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in trained.state_dict().items())
+    for k, v in trained.state_dict().items():
+        assert torch.equal(served_now[k], v), k

@@ -189,9 +189,9 @@ def sync_weights(config: GRPOConfig, backend, model, tokenizer, step: int, accel
         if err.status == 400:
             raise WeightSyncError(
                 f"the server at {err.url} refused /update_weights_from_disk for {folder} (HTTP 400: {err.body!r}). "
-                "The server must load weights from disk: a stock `python -m sglang.launch_server` does; "
-                "`apr-env serve` does once it implements the route. Check that the folder is readable by the "
-                "server (--weights-dir on a shared path)."
+                "The server must be able to read that folder: start `apr-env serve` with --weights-dir set to a "
+                "folder that contains it (it refuses paths outside), or point this run's --weights-dir at a path "
+                "a stock SGLang server can read."
             ) from err
         raise
 
