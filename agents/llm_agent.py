@@ -108,6 +108,8 @@ class LLMAgent(Agent):
         )
         self._pieces = hasattr(self.tokenizer, "id_to_token")
         self._threads: dict[tuple[int, int], _ThreadState] = {}
+        self._inflight: dict[tuple[int, int], str] = {}
+        """Each thread's latest request id (what `cancel` aborts); dropped with the episode."""
         self._lock = threading.Lock()
 
     def _single_id(self, text: str) -> int | None:
@@ -145,15 +147,22 @@ class LLMAgent(Agent):
             keys = [k for k in self._threads if k[0] == episode]
             for k in keys:
                 del self._threads[k]
+            for k in [k for k in self._inflight if k[0] == episode]:
+                del self._inflight[k]
         for _, tid in keys:
             self.backend.release(f"{episode}/{tid}")
 
     def cancel(self, episode: int, thread: int) -> None:
-        """The runner dropped this thread (an early join cancelled it): forget its ids. Its future was
-        cancelled, so a forced-spawn continuation is not sent (`_done`); a generation already running
-        in the backend still runs to its end (no backend aborts one)."""
+        """The runner dropped this thread (an early join cancelled it): forget its ids and abort its
+        generation. Its future was cancelled, so a forced-spawn continuation is not sent (`_done`);
+        the request in flight is aborted in the backend (`Backend.abort`: the in-process backend
+        drops it from the batch at its next step, SGLang gets ``/abort_request``; a backend without
+        abort lets it run to its end)."""
         with self._lock:
             self._threads.pop((episode, thread), None)
+            request_id = self._inflight.pop((episode, thread), None)
+        if request_id is not None:
+            self.backend.abort(request_id)
 
     # ----------------------------------------------------------------------------------
 
@@ -223,6 +232,8 @@ class LLMAgent(Agent):
             cache_key=f"{obs.episode}/{obs.thread}" if self.config.reuse_kv else None,
             fork_from=self._parent_key(obs) if self.config.reuse_kv else None,
         )
+        with self._lock:
+            self._inflight[(obs.episode, obs.thread)] = request.request_id
         try:
             future = self.backend.submit(request)
         except Exception as err:
