@@ -27,9 +27,9 @@ episode), and the continuous runner drops their in-flight requests at once: the 
 cancelled, its result is discarded if it still arrives, the thread is never submitted again,
 and the episode retires without waiting for it, so the saved decode shows up in the measured
 latency. An agent with a ``cancel(episode, thread)`` method is told, so it can stop the work
-(`agents.llm_agent.LLMAgent.cancel` stops a request's continuations; the backends have no
-abort of a generation already running, so that one request still runs to its end on the
-server: SGLang's ``/abort_request`` is not wired in).
+(`agents.llm_agent.LLMAgent.cancel` stops a request's continuations and aborts the one in
+flight: the in-process backend drops it from its batch at the next decode step, `SGLangBackend`
+sends SGLang's ``/abort_request``; the OpenAI backend has no abort, so there it runs to its end).
 
 Each finished episode yields a record (JSON-friendly): index, seed, problem, outcome,
 correctness, answer, metrics, reward components, the compact tree, wall-clock latency, and

@@ -538,9 +538,9 @@ def create_app(
     async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
         path = request.url.path
         if err.status_code == 405:
-            allowed = (err.headers or {}).get("Allow", "")
+            allowed = sorted(m.strip() for m in (err.headers or {}).get("Allow", "").split(",") if m.strip())
             return _error(
-                405, f"{request.method} {path} not allowed; use {allowed.replace(', ', ' or ')}", err.headers
+                405, f"{request.method} {path} not allowed; use {' or '.join(allowed)}", err.headers
             )
         if err.status_code == 404:
             known = sorted({r.path for r in app.routes})

@@ -346,7 +346,7 @@ def test_unknown_routes_are_404_and_wrong_methods_405(client):
     missing = client.get("/nope")
     wrong = client.get("/generate")
     assert missing.status_code == 404 and "/nope" in missing.json()["message"]
-    assert wrong.status_code == 405 and "use POST" in wrong.json()["message"]
+    assert wrong.status_code == 405 and "use POST or PUT" in wrong.json()["message"]
 
 
 @pytest.mark.parametrize(

@@ -450,3 +450,31 @@ def test_wait_until_ready_gives_up_at_the_deadline(sleeper, tmp_path):
         wait_until_ready(
             f"http://127.0.0.1:{port}", sleeper, timeout_s=0, log_path=tmp_path / "log", sleep=lambda s: None
         )
+
+
+class _AbortRecorder(FakeBackend):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.aborted: list[str] = []
+
+    def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+
+def test_abort_names_the_request_to_the_server_with_the_rid_its_generate_sent():
+    fake = _AbortRecorder(tokenizer=FakeTokenizer())
+    seen: list[GenerationRequest] = []
+    submit = fake.submit
+    fake.submit = lambda request: (seen.append(request), submit(request))[1]
+    with serve(fake) as server, SGLangBackend(server.url, policy=FAST) as backend:
+        request = greedy([5], n=2)
+        backend.generate([request])
+        backend.abort(request.request_id)
+    fake.close()
+    assert [r.request_id for r in seen] == fake.aborted  # the server's id for it, both times
+    assert fake.aborted[0].endswith(request.request_id) and fake.aborted[0] != request.request_id
+
+
+def test_two_clients_never_share_a_server_side_request_id():
+    with SGLangBackend("http://127.0.0.1:9") as a, SGLangBackend("http://127.0.0.1:9") as b:
+        assert a._rid("req-1") != b._rid("req-1")
