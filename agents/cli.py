@@ -3,6 +3,7 @@
 
     apr-env eval --agent apr --protocol apr --n 200
     apr-env eval --agent llm --backend transformers --model DIR --protocol apr --n 16
+    apr-env eval --agent llm --model runs/sft-small --problems runs/sft-small/test_problems.json
     apr-env eval --agent llm --backend sglang --url http://127.0.0.1:30000 --model DIR
     apr-env show --protocol broadcast --index 3 --out episode.png
 
@@ -61,7 +62,7 @@ def _make_agent(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     import statistics
 
-    from apr_env import Limits, generate_problems
+    from apr_env import Limits, generate_problems, load_problems
     from apr_env.provenance import provenance
     from runtime.report import print_table, summarize
     from runtime.runner import RunConfig, run_episodes, save_records
@@ -73,7 +74,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.token_budget is not None:
         protocol_kwargs["token_budget"] = args.token_budget
     agent, backend = _make_agent(args)
-    problems = generate_problems(args.n, seed=args.problem_seed)
+    if args.problems:
+        problems = load_problems(args.problems)[: args.n]
+    else:
+        problems = generate_problems(args.n, seed=args.problem_seed)
     config = RunConfig(
         protocol=protocol,
         protocol_kwargs=protocol_kwargs,
@@ -119,6 +123,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "points": [point],
     }
     print_table(results)
+    lo, hi = point["accuracy_ci95"]
+    print(
+        f"accuracy {point['accuracy']:.3f} on {point['episodes']} problems (95% Wilson interval {lo:.3f}-{hi:.3f})"
+    )
     print(
         f"latency per episode: mean {point['latency_s']['mean']:.3f} s, p50 {point['latency_s']['p50']:.3f} s, "
         f"p95 {point['latency_s']['p95']:.3f} s; wall {wall:.1f} s for {len(records)} episodes"
@@ -188,6 +196,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", default=None, help="server URL for --backend sglang/openai")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--problem-seed", type=int, default=1)
+    p.add_argument(
+        "--problems",
+        default=None,
+        help="problem file (e.g. a run's test_problems.json): its first --n problems",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
     p.add_argument("--temperature", type=float, default=0.0)
