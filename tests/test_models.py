@@ -69,7 +69,9 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
 
 
 def test_missing_folder_names_the_path_and_what_is_expected(tmp_path):
-    with pytest.raises(ModelFolderError, match=r"'.*nowhere' does not exist; expected a Hugging Face model folder"):
+    with pytest.raises(
+        ModelFolderError, match=r"'.*nowhere' does not exist; expected a Hugging Face model folder"
+    ):
         load_model(tmp_path / "nowhere")
 
 

@@ -87,7 +87,9 @@ class RowBackend(Backend):
 def _replay(rows, problem, protocol, **protocol_kwargs):
     backend = RowBackend(rows)
     agent = LLMAgent(backend, TOK, LLMAgentConfig(context_window=WINDOW))
-    config = RunConfig(protocol=protocol, protocol_kwargs=protocol_kwargs, limits=Limits(context_window=WINDOW))
+    config = RunConfig(
+        protocol=protocol, protocol_kwargs=protocol_kwargs, limits=Limits(context_window=WINDOW)
+    )
     [rec] = run_episodes(agent, [problem], config)
     return rec, backend
 
@@ -115,7 +117,9 @@ def test_golden_sosp_rows_with_token_budget_replay_to_the_solved_flag(index):
     entry = golden.SOSP[index]
     rows = record_rows(entry, TOK, condition=True)
     [row] = rows
-    assert TOK.decode(row["input_ids"][1:]).startswith(f"Token Budget: {token_budget(entry, TOK)} Current State: ")
+    assert TOK.decode(row["input_ids"][1:]).startswith(
+        f"Token Budget: {token_budget(entry, TOK)} Current State: "
+    )
     rec, backend = _replay(rows, _problem(entry), "serial", token_budget=token_budget(entry, TOK))
     assert backend.unmatched == [] and len(backend.used) == 1
     assert rec["correct"] == entry["solved"]
