@@ -29,6 +29,7 @@ test: setup
 bench: setup
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only
 	$(PY) benchmarks/side_by_side.py
+	$(PY) benchmarks/action_size_side_by_side.py
 	$(PY) benchmarks/agents_side_by_side.py
 	$(PY) benchmarks/decode_side_by_side.py
 	$(PY) benchmarks/runtime_side_by_side.py

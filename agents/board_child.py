@@ -13,11 +13,19 @@ uses them (`apr_env.protocols.broadcast`):
   the parent takes the first successful child's answer anyway.
 
 Without board messages the lines it writes equal `ChildSearch`'s apart from the publish lines.
+
+The same step-wise search serves the other protocols whose children act in several steps
+(`agents.symbolic`): with ``publish=False`` and no signals it is `ChildSearch` cut into steps
+(``first_k``: a cancelled child simply stops being asked); ``header`` lines open its text
+(``subscriptions``: what it subscribes to); ``on_goal`` adds lines after its answer
+(``messaging``: a message to each sibling); ``read`` says what to take from the context
+(board lines by default, received messages for ``messaging``).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Sequence
 
 from agents import lines, seeding
 from agents.search import SearchContext, expand, ops_text_of, start_node
@@ -28,7 +36,20 @@ from apr_env.protocols.broadcast import dead_end_line, goal_published_line, read
 class BoardChildSearch:
     """Resumable best-first child search with board reading and publishing (see module docstring)."""
 
-    def __init__(self, node_id: str, target: int, nums, ops, beam_size: int, *, seed_key: str):
+    def __init__(
+        self,
+        node_id: str,
+        target: int,
+        nums,
+        ops,
+        beam_size: int,
+        *,
+        seed_key: str,
+        publish: bool = True,
+        header: Sequence[str] = (),
+        on_goal: Callable[[str], list[str]] | None = None,
+        read: Callable[[str], tuple[set, bool]] = read_board,
+    ):
         self._ctx = SearchContext(target, beam_size, seeding.make_rng(seed_key))
         self._start = start_node(node_id, target, nums, ops)
         self._heap = [(self._start.h, self._start)]
@@ -40,12 +61,16 @@ class BoardChildSearch:
         self._solved_elsewhere = False
         self._read = 0  # how much of the context the board was read from
         self._published: set[tuple[int, ...]] = set()
+        self._publish = publish
+        self._header = "".join(f"{line}\n" for line in header)
+        self._on_goal = on_goal
+        self._read_signals = read
         self.finished = False
         self.solved = False
 
     def observe(self, context: str) -> None:
         """Read board messages that arrived since the last call (only the new part of the context)."""
-        dead, solved = read_board(context[self._read :])
+        dead, solved = self._read_signals(context[self._read :])
         self._dead |= dead
         self._solved_elsewhere |= solved
         self._read = len(context)
@@ -71,12 +96,15 @@ class BoardChildSearch:
         out.append(lines.state(ctx.target_text, node.nums_text, ops_text_of(node)))
         explore, goal = expand(ctx, node)
         if goal:
-            out.append(goal_published_line(node.id))
+            if self._publish:
+                out.append(goal_published_line(node.id))
+            if self._on_goal is not None:
+                out.extend(self._on_goal(node.id))
             self.finished = self.solved = True
             return self._flush()
         if len(node.nums) == 2:
             key = tuple(sorted(node.nums))
-            if key not in self._published:
+            if self._publish and key not in self._published:
                 self._published.add(key)
                 out.append(dead_end_line(ctx.target, node.nums))
         for child in explore:
@@ -97,7 +125,7 @@ class BoardChildSearch:
         lines = self._ctx.lines
         text = "\n".join(lines[self._written :]) + "\n"
         if self._first:
-            text = "\n" + text
+            text = "\n" + self._header + text
             self._first = False
         self._written = len(lines)
         return text

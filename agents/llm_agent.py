@@ -145,6 +145,13 @@ class LLMAgent(Agent):
         for _, tid in keys:
             self.backend.release(f"{episode}/{tid}")
 
+    def cancel(self, episode: int, thread: int) -> None:
+        """The runner dropped this thread (an early join cancelled it): forget its ids. Its future was
+        cancelled, so a forced-spawn continuation is not sent (`_done`); a generation already running
+        in the backend still runs to its end (no backend aborts one)."""
+        with self._lock:
+            self._threads.pop((episode, thread), None)
+
     # ----------------------------------------------------------------------------------
 
     def _call_index(self, obs: ThreadObservation) -> int:
@@ -224,6 +231,8 @@ class LLMAgent(Agent):
         return None if obs.thread == 0 else f"{obs.episode}/0"
 
     def _done(self, future: Future, state: dict, out: Future) -> None:
+        if out.cancelled():  # the runner dropped the thread (an early join): no continuation, no result
+            return
         try:
             result: GenerationResult = future.result()
             ids = list(result.output_ids)

@@ -15,6 +15,17 @@ so protocols can be compared with the policy held fixed:
   action, publishing dead ends and skipping states on the sibling board.
 - ``self_consistency``: the root spawns `n` children at the root node; each runs an
   independent SoS+ search (its own stream); the root answers with the majority claim.
+- ``first_k``: the APR root adds ``<Join On Goal>`` (and ``<Join First {k}>`` when
+  `SymbolicConfig.join_first` is set) to every calling block; children are APR children cut
+  into one-node steps, so that the first to solve ends the wait and the rest are cancelled
+  mid-search. Same texts as ``apr`` up to the cancellations.
+- ``messaging``: step-wise APR children; one that reaches the goal messages every sibling
+  ``Goal Reached`` (its name and the sibling count come from its prompt's ``<Sub Search i of
+  n>`` line), and a child that receives such a message stops. No dead ends are sent: point to
+  point, only the news that ends a search is worth its prefill.
+- ``subscriptions``: broadcast's board children, each subscribing only to solutions and to
+  dead ends that contain one of its start numbers (the only two-number states it can reach),
+  so they skip exactly what broadcast's children skip and read less.
 
 Randomness: every decision derives from the episode's seed (`ThreadObservation.seed`) and
 the problem, and a child's from its parent's stream key and its node id (or, for
@@ -24,6 +35,7 @@ Beam sizes are drawn as the official generators draw them unless fixed in the co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,9 +45,24 @@ from apr_env import grammar as g
 from apr_env.actions import Answer, Spawn, Text
 from apr_env.agent import Agent, ThreadObservation
 from apr_env.problem import Problem
+from apr_env.protocols.first_k import JOIN_ON_GOAL, join_first_line
+from apr_env.protocols.messaging import message_line, received
 from apr_env.protocols.self_consistency import vote
+from apr_env.protocols.subscriptions import DEAD_TOPIC, GOAL_TOPIC, subscribe_line
 
-PROTOCOLS = ("serial", "apr", "fork_full_context", "broadcast", "self_consistency")
+PROTOCOLS = (
+    "serial",
+    "apr",
+    "fork_full_context",
+    "broadcast",
+    "self_consistency",
+    "first_k",
+    "messaging",
+    "subscriptions",
+)
+STEPWISE = ("broadcast", "first_k", "messaging", "subscriptions")
+"""Protocols whose children act one node per step, so that what siblings do can reach them."""
+_RE_NAME = re.compile(r"<Sub Search (\d+) of (\d+)>", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,8 @@ class SymbolicConfig:
     """Self-consistency: children the root spawns."""
     promising: float | None = None
     """Branch coin: APR spawn (official 0.9) / SoS+ dive (official 0.5); None keeps the official value."""
+    join_first: int | None = None
+    """first_k: also join when this many children have ended (None: only on the first verified goal)."""
 
     def __post_init__(self) -> None:
         for name in ("beam_size", "sub_beam_size"):
@@ -58,6 +87,8 @@ class SymbolicConfig:
                 raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
         if not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n must be an int >= 1, got {self.n!r}")
+        if self.join_first is not None and (not isinstance(self.join_first, int) or self.join_first < 1):
+            raise ValueError(f"join_first must be None or an int >= 1, got {self.join_first!r}")
 
 
 def parse_join(context: str) -> list[str | None]:
@@ -91,6 +122,42 @@ def _child_start(context: str) -> tuple[str, int, tuple[int, ...], list[str]]:
     return node.group(1), parsed[0], parsed[1], parsed[2]
 
 
+def _with_join_options(text: str, join_first: int | None) -> str:
+    """A first_k spawn: the calling block gains ``<Join On Goal>`` (and ``<Join First {k}>``)."""
+    cut = text.rfind(g.END_CALLING)
+    options = JOIN_ON_GOAL + "\n" + ("" if join_first is None else join_first_line(join_first) + "\n")
+    return text[:cut] + options + text[cut:]
+
+
+def _goal_message(context: str) -> tuple[set, bool]:
+    """messaging: a received ``Goal Reached`` message ends the search; nothing else is read."""
+    return set(), any(body.startswith("Goal Reached") for _, body in received(context))
+
+
+def _child_options(obs: ThreadObservation, nums) -> dict:
+    """How a step-wise child talks under `obs.protocol` (`BoardChildSearch` keyword arguments)."""
+    if obs.protocol == "first_k":
+        return {"publish": False}
+    if obs.protocol == "messaging":
+        m = _RE_NAME.match(obs.context)
+        if m is None:  # a prompt without a name: nobody to tell
+            return {"publish": False, "read": _goal_message}
+        me, n = int(m.group(1)), int(m.group(2))
+        return {
+            "publish": False,
+            "read": _goal_message,
+            "on_goal": lambda node: [
+                message_line(f"Goal Reached at Node #{node}", j) for j in range(n) if j != me
+            ],
+        }
+    if obs.protocol == "subscriptions":
+        topics = [GOAL_TOPIC]
+        if len(nums) > 2:  # a two-number start reaches no two-number state but itself
+            topics.append(f"{DEAD_TOPIC} With {', '.join(map(str, sorted(set(nums))))}")
+        return {"header": [subscribe_line(t) for t in topics]}
+    return {}
+
+
 class SymbolicAgent(Agent):
     """The symbolic searcher under any built-in protocol (see the module docstring)."""
 
@@ -120,7 +187,7 @@ class SymbolicAgent(Agent):
             return self._sosp(obs.problem, obs.seed)
         if obs.protocol == "self_consistency":
             return self._self_consistency(obs)
-        if obs.protocol in ("apr", "fork_full_context", "broadcast"):
+        if obs.protocol in ("apr", "fork_full_context", *STEPWISE):
             return self._apr_root(obs) if obs.thread == 0 else self._apr_child(obs)
         raise ValueError(
             f"SymbolicAgent does not know protocol {obs.protocol!r}; known: {', '.join(PROTOCOLS)}"
@@ -158,7 +225,7 @@ class SymbolicAgent(Agent):
         segment = root.next_segment()
         if segment.spawns:  # the children's start states, so they need not be parsed back from prompts
             self._requests[obs.episode] = {r.node_id: r for r in segment.spawns}
-            if obs.protocol != "broadcast":
+            if obs.protocol not in STEPWISE:
                 # Search every child now, back to back, as a runtime launches a spawn's children
                 # together; each child's step then returns its text. Same texts (each child has
                 # its own stream), and the solver runs ~8% faster than when every search is
@@ -166,6 +233,8 @@ class SymbolicAgent(Agent):
                 self._ready[obs.episode] = {
                     r.node_id: apr_solver.ChildSearch.from_request(r).run() for r in segment.spawns
                 }
+            if obs.protocol == "first_k":
+                return _with_join_options(segment.text, self.config.join_first)
         return segment.text
 
     def _apr_child(self, obs: ThreadObservation):
@@ -185,9 +254,11 @@ class SymbolicAgent(Agent):
                 node_id, target, nums, ops = _child_start(obs.context)
                 sub = self._beams(obs.problem, obs.seed)[1]
                 seed_key = seeding.child_key(apr_solver.root_key(obs.problem, obs.seed), node_id)
-            if obs.protocol != "broadcast":
+            if obs.protocol not in STEPWISE:
                 return apr_solver.ChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key).run()
-            child = self._children[key] = BoardChildSearch(node_id, target, nums, ops, sub, seed_key=seed_key)
+            child = self._children[key] = BoardChildSearch(
+                node_id, target, nums, ops, sub, seed_key=seed_key, **_child_options(obs, nums)
+            )
         child.observe(obs.context)
         text = child.step()
         return Text(text, partial=not child.finished)

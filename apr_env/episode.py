@@ -11,7 +11,9 @@ Life of an action (thread t, running):
    Plain text is sanitised to printable ASCII, tab and newline (other characters become
    ``?``, recorded as a format error) and gets the protocol's line separator.
 2. Context window: if t's prompt + generated text exceed `limits.context_window` tokens,
-   the text is cut at the window and t fails with reason ``context_window``.
+   the text is cut at the window and t fails with reason ``context_window``. The text is
+   counted and cut within a prefix bounded by the room left (`TextTokenizer.count_upto`,
+   `encode_head`), so a megabyte action costs about what a window-sized one does.
 3. Spawn: if the protocol parses a spawn request at the end of the text, children are
    created in spawn order (subject to depth, per-spawn and thread limits; refused or invalid
    requests are recorded and join as 'no solution') and t waits. Otherwise t finishes.
@@ -19,6 +21,14 @@ Life of an action (thread t, running):
    against the child's start state; only verified answers are joined (a false claim joins
    as 'no solution' and is counted). The protocol rewrites the parent's context and the
    parent runs again.
+   Straggler control (`SpawnRequest.quorum` / `race`): the group joins as soon as `quorum`
+   children have ended or one child's claim verifies; the children still active are then
+   cancelled with their subtrees (reason ``cancelled``: what they generated counts in total
+   tokens, they act no more, the critical path ends at the join, and an action still arriving
+   for them is ignored without a format error).
+   Talking threads (`Protocol.deliver`: board, messages, subscriptions): what a child sends
+   is inserted into running recipients' contexts at once (prefill) and held for a waiting one
+   (a parent) until it resumes, after its join text.
 5. The episode ends when the root ends (its answer is verified against the problem), or is
    truncated when generated tokens exceed `limits.total_token_budget`.
 
@@ -38,7 +48,6 @@ final metrics.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 
 from apr_env.actions import Answer, Join, Spawn, Text, coerce_action
@@ -51,13 +60,22 @@ from apr_env.tokenizer import load_tokenizer
 from apr_env.tree import Call, ChildResult, SpawnGroup, Status, Thread, compact_tree
 from apr_env.verifier import Verdict, verify
 
-_UNPRINTABLE = re.compile(r"[^\x20-\x7e\n\t]")
 _PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n\t"
+_MASK = bytes(b if b in _PRINTABLE else ord("?") for b in range(256))
 
 
 def _printable(text: str) -> bool:
     """Only printable ASCII, tab and newline? (C-speed: deleting the allowed bytes must leave nothing)."""
     return text.isascii() and not text.encode("ascii").translate(None, _PRINTABLE)
+
+
+def _mask(text: str) -> str:
+    """`text` with every character but printable ASCII, tab and newline replaced by ``?``, one for one.
+
+    C-speed (an ASCII encode that writes ``?`` for each other code point, then a byte table), so
+    a megabyte action costs milliseconds, as `_printable` does.
+    """
+    return text.encode("ascii", "replace").translate(_MASK).decode("ascii")
 
 
 def _tail(thread: Thread) -> str:
@@ -95,8 +113,12 @@ class Episode:
         self.limits = limits or Limits()
         self.tokenizer = load_tokenizer(tokenizer)
         self.reward_config = reward or RewardConfig()
-        # only protocols that override `board_update` send siblings anything; skip the call otherwise
-        self._shares_board = type(self.protocol).board_update is not Protocol.board_update
+        # only protocols that override `board_update` or `deliver` send anything; skip the call otherwise
+        kind = type(self.protocol)
+        self._shares_board = (
+            kind.board_update is not Protocol.board_update or kind.deliver is not Protocol.deliver
+        )
+        self._inbox: dict[int, list[str]] = {}  # waiting thread id -> deliveries held until it resumes
         root = Thread(
             id=0,
             parent=None,
@@ -109,6 +131,8 @@ class Episode:
         self.groups: list[SpawnGroup] = []
         self._queue: deque[int] = deque([0])
         self.format_errors: list[tuple[int, str]] = []
+        self.undelivered: list[tuple[int, str]] = []
+        """(sender, code) of deliveries that were recorded no-ops (the recipient had ended)."""
         self.done = False
         self.truncated = False
         self.outcome: str | None = None
@@ -166,6 +190,7 @@ class Episode:
             "answer": self.answer,
             "verdict": None if self.verdict is None else self.verdict.code,
             "format_errors": [code for _, code in self.format_errors],
+            "undelivered": len(self.undelivered),
             "metrics": self.metrics.to_dict(),
             **{f"reward_{k}" if k != "reward" else k: v for k, v in self.reward().items()},
             "tree": compact_tree(self.threads, self.groups),
@@ -186,6 +211,8 @@ class Episode:
             return "ignored"
         thread = self.threads[tid]
         if thread.status is not Status.RUNNING:
+            if thread.reason == "cancelled":  # the episode's decision, not the policy's mistake
+                return "ignored"
             self.format_errors.append((tid, f"action_while_{thread.status.value}"))
             return "ignored"
         if type(action) is str:  # plain text, the usual action: no action object to build
@@ -271,7 +298,7 @@ class Episode:
         text also gets the protocol's line separator (token-id actions are kept as sampled)."""
         if not _printable(text):
             self.format_errors.append((thread.id, "unprintable_characters"))
-            text = _UNPRINTABLE.sub("?", text)
+            text = _mask(text)
         return self.protocol.separate(_tail(thread), text) if separate else text
 
     def _join_text(self, thread: Thread, text: str, rendered: str) -> str:
@@ -301,10 +328,11 @@ class Episode:
         if not bound_ok:
             count_tokens([thread], self.tokenizer)  # incremental: builds on the thread's earlier calls
             done = call.completion_tokens
-            room = window - call.prompt_tokens - done
-            new_len = len(ids) if ids is not None else self.tokenizer.count(text)
+            room = max(window - call.prompt_tokens - done, 0)
+            # counted and cut within a prefix bounded by the room left, whatever the text's length
+            new_len = len(ids) if ids is not None else self.tokenizer.count_upto(text, room)
             if new_len > room:
-                keep = list(ids if ids is not None else self.tokenizer.encode(text))[: max(room, 0)]
+                keep = list(ids[:room]) if ids is not None else self.tokenizer.encode_head(text, room)
                 text = self.tokenizer.decode(keep)
                 ids = keep if ids is not None else None
                 new_len, cut = len(keep), True
@@ -337,19 +365,24 @@ class Episode:
         return True
 
     def _share(self, thread: Thread, text: str) -> None:
-        """Protocols whose siblings share information: insert the update into running siblings' contexts."""
-        block = self.protocol.board_update(thread, text)
-        if not block:
-            return
-        group = self.groups[self.threads[thread.parent].groups[-1]]
-        for sid in group.children:
-            sibling = self.threads[sid]
-            if sid == thread.id or sibling.status is not Status.RUNNING:
-                continue
-            prompt = sibling.context + block
-            sibling.calls.append(Call(prompt=prompt, inserted=block, kept=len(sibling.context)))
-            if not self._fits(sibling):
-                self._end_thread(sibling, Status.FAILED, "context_window")
+        """Protocols whose threads talk (board, messages, subscriptions): insert what `thread` sent into
+        running recipients' contexts now, and hold it for waiting ones until they resume."""
+        parent = self.threads[thread.parent]
+        siblings = [self.threads[c] for c in self.groups[parent.groups[-1]].children]
+        deliveries, errors = self.protocol.deliver(thread, text, siblings, parent)
+        for code in errors:
+            self.format_errors.append((thread.id, code))
+        for d in deliveries:
+            recipient = d.recipient
+            if recipient.status is Status.WAITING:
+                self._inbox.setdefault(recipient.id, []).append(d.text)
+            elif recipient.status is not Status.RUNNING:  # a race the sender cannot see: not its error
+                self.undelivered.append((thread.id, "message_to_ended_thread"))
+            else:
+                prompt = recipient.context + d.text
+                recipient.calls.append(Call(prompt=prompt, inserted=d.text, kept=len(recipient.context)))
+                if not self._fits(recipient):
+                    self._end_thread(recipient, Status.FAILED, "context_window")
 
     def _spawn(self, parent: Thread, request) -> None:
         for code in request.format_errors:
@@ -357,6 +390,7 @@ class Episode:
         group = SpawnGroup(
             parent=parent.id, call_index=len(parent.calls) - 1, request_start=request.request_start
         )
+        group.quorum, group.race = request.quorum, request.race
         gi = len(self.groups)
         self.groups.append(group)
         parent.groups.append(gi)
@@ -432,7 +466,15 @@ class Episode:
 
     def _maybe_join(self, gi: int) -> None:
         group = self.groups[gi]
-        if group.joined or group.open:
+        if group.joined:
+            return
+        if group.open and (group.race or group.quorum is not None) and self._early_join_due(group):
+            for cid in group.children:
+                if self.threads[cid].active:
+                    self._cancel(self.threads[cid])
+                    group.cancelled.append(cid)
+            group.open = 0
+        if group.open:
             return
         group.joined = True
         by_pos = {self.threads[c].position: self.threads[c].result for c in group.children}
@@ -442,12 +484,35 @@ class Episode:
         ]
         parent = self.threads[group.parent]
         kept, inserted = self.protocol.join(parent, group, group.request_start, results)
+        held = self._inbox.pop(parent.id, None)
+        if held:  # what was sent to the parent while it waited arrives after the join text
+            inserted += "".join(held)
         parent.calls.append(Call(prompt=kept + inserted, inserted=inserted, kept=len(kept)))
         parent.status = Status.RUNNING
         if self._fits(parent):
             self._queue.append(parent.id)
         else:
             self._end_thread(parent, Status.FAILED, "context_window", queued=False)
+
+    def _early_join_due(self, group: SpawnGroup) -> bool:
+        """Straggler control: has a child's claim verified (race), or have `quorum` children ended?"""
+        ended = [self.threads[c] for c in group.children if not self.threads[c].active]
+        if group.race and any(t.result is not None and t.result.verified for t in ended):
+            return True
+        return group.quorum is not None and len(ended) >= group.quorum
+
+    def _cancel(self, thread: Thread) -> None:
+        """End an active thread and its whole subtree as ``cancelled``: what it generated so far stays
+        (total tokens count it), it acts no more, and its group joins without it."""
+        for gi in thread.groups:
+            for cid in self.groups[gi].children:
+                if self.threads[cid].active:
+                    self._cancel(self.threads[cid])
+        if thread.id in self._queue:
+            self._queue.remove(thread.id)
+        self._inbox.pop(thread.id, None)
+        thread.status, thread.reason = Status.FAILED, "cancelled"
+        thread.result = ChildResult(None, False, False, "cancelled")
 
     def _end_episode(self, outcome: str, *, truncated: bool = False) -> None:
         for t in self.threads:

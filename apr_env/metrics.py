@@ -7,8 +7,9 @@
   (which counts child prompts and join text, minus shared parent prefixes; section 3.9).
 - `critical_path_tokens`: the longest causal chain of generated tokens through the fork-join
   DAG. For a thread, CP = its own generated tokens + for each of its spawns the largest CP
-  among that spawn's children (the parent waits for all of them), nested to any depth. This
-  is the latency of a machine with unbounded parallelism and a fixed time per token.
+  among that spawn's children (the parent waits for all of them; after an early join of
+  straggler control, for those that ended before it: cancelled children are left out), nested
+  to any depth. This is the latency of a machine with unbounded parallelism and a fixed time per token.
 - `longest_thread_tokens`: the largest number of tokens one thread generated (its own decode
   work, waits for children excluded).
 - `max_context_tokens`: the largest context any thread held (prompt + generated in one call):
@@ -109,7 +110,10 @@ def critical_path(threads: list[Thread], groups: list[SpawnGroup], generated: li
     cp = generated[:]
     for node in range(len(threads) - 1, -1, -1):
         for gi in threads[node].groups:
-            children = groups[gi].children
+            group = groups[gi]
+            children = group.children
+            if group.cancelled:  # an early join: the path ends at the join, not at the cancelled children
+                children = [c for c in children if c not in group.cancelled]
             if children:
                 cp[node] += max(cp[c] for c in children)
     return cp[0]

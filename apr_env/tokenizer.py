@@ -167,6 +167,19 @@ def build_backend() -> Tokenizer:
 CACHE_CHARS = 256
 """Longest text `TextTokenizer.count` keeps in its cache."""
 
+MAX_TOKEN_CHARS = max(map(len, VOCABULARY))
+"""Characters in the Countdown tokenizer's longest token (31): no token covers more."""
+
+HEAD_MARGIN = 64
+"""Tokens a prefix's encoding must hold past those `TextTokenizer.encode_head` takes from it."""
+
+
+def _grow(size: int, tokens: int, wanted: int) -> int:
+    """The next prefix length when `size` characters held `tokens` of the `wanted` tokens: scaled by
+    the density seen so far (+20%), at least twice and at most eight times as long."""
+    estimate = size * wanted * 6 // (5 * tokens) if tokens else 8 * size
+    return min(8 * size, max(2 * size, estimate))
+
 
 class TextTokenizer:
     """The interface the environments use to count and encode text; see `FastTokenizer`.
@@ -233,6 +246,39 @@ class TextTokenizer:
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         """Token counts of many texts (no special tokens)."""
         return [len(ids) for ids in self.encode_batch(texts)]
+
+    def count_upto(self, text: str, limit: int) -> int:
+        """`count(text)` when that is at most `limit`, else some number above `limit`.
+
+        The cost is bounded by `limit`, not by the text's length, so an action of megabytes
+        costs what a window-sized one does: prefixes at least twice as long each time are counted
+        until one holds more than `limit` + `HEAD_MARGIN` tokens (then so does the text: the
+        margin covers a word that the prefix cut into more pieces than the whole text has),
+        or the prefix is the whole text (then the count is exact).
+        """
+        size = limit + HEAD_MARGIN + 2  # printable ASCII: at most one token per character, +2
+        while size < len(text):
+            if self.count(text[:size]) > limit + HEAD_MARGIN:
+                return limit + 1
+            size *= 2
+        return self.count(text)
+
+    def encode_head(self, text: str, n: int) -> list[int]:
+        """``encode(text)[:n]``, encoding only a prefix whose length is bounded by `n`.
+
+        Growing prefixes (`_grow`) are encoded until one has `HEAD_MARGIN` tokens past
+        the first `n`: a tokenizer decides a token from the text around it, never from text
+        `HEAD_MARGIN` tokens further on (true of BPE, WordPiece and Unigram tokenizers in
+        practice), so those `n` tokens are the whole text's. `CountdownTokenizer` proves it
+        for its own tokens and needs no margin.
+        """
+        size = n + HEAD_MARGIN + 2
+        while size < len(text):
+            ids = self._ids(text[:size])
+            if len(ids) >= n + HEAD_MARGIN:
+                return ids[:n]
+            size = _grow(size, len(ids), n + HEAD_MARGIN)
+        return self._ids(text)[:n]
 
     def token_id(self, token: str) -> int:
         """The id of `token` when it is exactly one token (e.g. ``"<End Calling Sub Searches>"``).
@@ -378,6 +424,28 @@ class CountdownTokenizer(FastTokenizer):
     def _count_uncached(self, text: str) -> int:
         units = self._units(text)
         return len(text) - sum(map(len, units)) + len(units)
+
+    def count_upto(self, text: str, limit: int) -> int:
+        """`TextTokenizer.count_upto`, exact: no token covers more than `MAX_TOKEN_CHARS` characters,
+        so a text longer than ``limit * MAX_TOKEN_CHARS`` has more than `limit` tokens."""
+        return limit + 1 if len(text) > limit * MAX_TOKEN_CHARS else self.count(text)
+
+    def encode_head(self, text: str, n: int) -> list[int]:
+        """`TextTokenizer.encode_head`, exact with no margin.
+
+        A token is the longest unit that starts where the one before it ended (special tokens
+        included; no unit has ``<`` past its first character, so a special token cut by the
+        prefix cannot lengthen a piece before it): it depends only on the next
+        `MAX_TOKEN_CHARS` characters. A prefix's tokens that start at least that far from its
+        end are therefore the whole text's, in order.
+        """
+        size = n + MAX_TOKEN_CHARS  # every token covers at least one character
+        while size < len(text):
+            enc = self.backend.encode(text[:size], add_special_tokens=False)
+            if len(enc.ids) >= n and (n == 0 or enc.offsets[n - 1][0] + MAX_TOKEN_CHARS <= size):
+                return enc.ids[:n]
+            size = _grow(size, len(enc.ids), n) + MAX_TOKEN_CHARS
+        return self._ids(text)[:n]
 
     def count_batch(self, texts: Sequence[str]) -> list[int]:
         return [self._count_uncached(text) for text in texts]

@@ -88,6 +88,12 @@ class SpawnGroup:
     """Character offset in the parent's context where its spawn request begins (the join cuts there)."""
     open: int = 0
     """Children still running or waiting; the group joins when it reaches 0 (kept by the episode)."""
+    quorum: int | None = None
+    """Straggler control: join once this many children have ended (None: all of them)."""
+    race: bool = False
+    """Straggler control: join once a child's claimed answer verifies."""
+    cancelled: list[int] = field(default_factory=list)
+    """Children cancelled at an early join (their tokens so far count; the critical path ends at the join)."""
 
 
 @dataclass(slots=True)

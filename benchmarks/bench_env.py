@@ -163,3 +163,14 @@ def test_replay_golden_apr_with_parallel_env(benchmark, plans):
         benchmark.extra_info.update(
             episodes_per_s=len(plans) / stats.stats.mean, parallel_steps_per_s=steps / stats.stats.mean
         )
+
+
+def test_action_size_script_runs_on_tiny_sizes():
+    # A smoke run of benchmarks/action_size_side_by_side.py's library entry point (no timing claims):
+    # a huge and a window-sized action end alike in both entry points.
+    from benchmarks.action_size_side_by_side import ActionSizeConfig, format_table, run
+
+    results = run(ActionSizeConfig(huge_bytes=2**18, context_window=512, repeats=1, before_bytes=2**10))
+    assert set(results["rows"]) == {"x_run", "trace_text"}
+    assert all(row["same_outcome_and_metrics"] for row in results["rows"].values())
+    assert "gym_step" in format_table(results)

@@ -6,7 +6,7 @@
 One search policy (`agents.symbolic.SymbolicAgent`: multiply heuristic, beam pops,
 promising coins) is rendered under every protocol, so differences come from communication
 alone. For each protocol and each value of its budget knob (SoS+ beam, self-consistency N,
-APR/fork/broadcast parent beam = children per spawn), over one fixed seeded problem set, it
+APR/fork/broadcast/first_k/messaging/subscriptions parent beam = children per spawn), over one fixed seeded problem set, it
 reports accuracy, mean total / critical-path / prefill tokens, mean longest thread, peak
 context, threads per episode, pass@N for self-consistency, and cumulative accuracy vs
 context window (1k..4k: solved with every thread's context within the window, as the
@@ -37,6 +37,9 @@ KNOB = {
     "apr": "beam_size",
     "fork_full_context": "beam_size",
     "broadcast": "beam_size",
+    "first_k": "beam_size",
+    "messaging": "beam_size",
+    "subscriptions": "beam_size",
 }
 """The budget knob of each protocol (a `agents.symbolic.SymbolicConfig` field)."""
 
@@ -46,6 +49,9 @@ DEFAULT_SWEEPS = {
     "apr": [2, 4, 6, 10],
     "fork_full_context": [2, 4, 6, 10],
     "broadcast": [2, 4, 6, 10],
+    "first_k": [2, 4, 6, 10],
+    "messaging": [2, 4, 6, 10],
+    "subscriptions": [2, 4, 6, 10],
 }
 
 

@@ -17,6 +17,16 @@ Two ways to talk to the agent:
   threads and episodes therefore share the backend's batches (continuous batching), and
   per-episode wall-clock latency is not held back by the slowest thread of a wave.
 
+Straggler control (``first_k``): when an early join cancels threads, the waves runner simply
+stops asking for them (an action already computed for one in the same wave is ignored by the
+episode), and the continuous runner drops their in-flight requests at once: the future is
+cancelled, its result is discarded if it still arrives, the thread is never submitted again,
+and the episode retires without waiting for it, so the saved decode shows up in the measured
+latency. An agent with a ``cancel(episode, thread)`` method is told, so it can stop the work
+(`agents.llm_agent.LLMAgent.cancel` stops a request's continuations; the backends have no
+abort of a generation already running, so that one request still runs to its end on the
+server: SGLang's ``/abort_request`` is not wired in).
+
 Each finished episode yields a record (JSON-friendly): index, seed, problem, outcome,
 correctness, answer, metrics, reward components, the compact tree, wall-clock latency, and
 per-call data the agent attached (token ids, logprobs, timings) when `record_calls` is set.
@@ -156,30 +166,45 @@ def run_episodes(
 
 def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
     pending: dict[Future, tuple[int, int]] = {}
-    in_flight: set[tuple[int, int]] = set()  # (episode, thread) with a decision pending: one at a time
+    in_flight: dict[tuple[int, int], Future] = {}  # (episode, thread) with a decision pending: one at a time
+    cancel = getattr(agent, "cancel", None)
     open_requests: Counter[int] = Counter()  # per episode, decisions pending
 
     def submit_runnable() -> None:
         for i, (ep, _) in list(live.items()):
             for tid in ep.runnable:
                 if (i, tid) not in in_flight:
-                    in_flight.add((i, tid))
                     open_requests[i] += 1
                     obs = observe(ep, tid, key=i, seed=episode_seed(config.seed, i))
-                    pending[agent.submit(obs)] = (i, tid)
+                    fut = agent.submit(obs)
+                    pending[fut] = (i, tid)
+                    in_flight[(i, tid)] = fut
+
+    def drop_cancelled(i: int, ep: Episode) -> None:
+        """Requests of threads an early join cancelled: abandon them (see the module docstring)."""
+        for key in [k for k in in_flight if k[0] == i and ep.threads[k[1]].reason == "cancelled"]:
+            fut = in_flight.pop(key)
+            pending.pop(fut, None)
+            open_requests[i] -= 1
+            fut.cancel()
+            if cancel is not None:
+                cancel(*key)
 
     submit_runnable()
     while pending:
         done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         for fut in done:
+            if fut not in pending:  # dropped (cancelled thread) earlier in this batch
+                continue
             i, tid = pending.pop(fut)
-            in_flight.discard((i, tid))
+            in_flight.pop((i, tid), None)
             open_requests[i] -= 1
             action = fut.result()  # an agent error propagates: no silent loss of an episode
             if i not in live:  # a sibling already ended the episode (e.g. the shared token budget)
                 continue
             ep = live[i][0]
-            ep.act(tid, action)
+            if ep.act(tid, action) in ("finish", "fail") and ep.groups:
+                drop_cancelled(i, ep)
             if ep.done or (not ep.runnable and not open_requests[i]):
                 retire(i)
         admit()

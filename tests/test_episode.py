@@ -13,13 +13,17 @@ a test needs the Countdown one.
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trace_text import calling_block
 
 from apr_env import Episode, Limits, Problem
 from apr_env.actions import Answer, Join, Spawn, Text
 from apr_env.errors import ConfigError
-from apr_env.tokenizer import load_tokenizer
+from apr_env.tokenizer import default_tokenizer, load_tokenizer
 from apr_env.tree import Status
 
 P = Problem(10, (1, 4, 6, 8))
@@ -142,6 +146,64 @@ def test_root_text_past_the_window_is_cut_and_truncates_the_episode(char_tok):
     assert (root.status, root.reason) == (Status.FAILED, "context_window")
     assert ep.done and ep.truncated and ep.outcome == "context_window"
     assert ep.summary()["reward"] == 0.0
+
+
+def test_a_10_mb_action_is_cut_at_the_window_as_an_action_just_past_it_is():
+    # Countdown tokenizer, 4,096-token window: both keep "\n" and as many x as the prompt leaves room for
+    kept = 4096 - default_tokenizer().count(ROOT_PROMPT) - 1
+    huge, past = Episode(P, "apr"), Episode(P, "apr")
+    assert huge.act(0, "x" * 10 * 2**20) == past.act(0, "x" * 4096) == "fail"
+    assert huge.observation(0) == past.observation(0) == ROOT_PROMPT + "\n" + "x" * kept
+    assert huge.outcome == past.outcome == "context_window" and huge.truncated and past.truncated
+    assert huge.metrics == past.metrics and huge.metrics.max_context_tokens == 4096
+
+
+def test_a_10_mb_action_with_unprintable_characters_is_masked_cut_and_recorded():
+    kept = 4096 - default_tokenizer().count(ROOT_PROMPT) - 1
+    huge, past = Episode(P, "apr"), Episode(P, "apr")
+    huge.act(0, "\u00e9" * 10 * 2**20)
+    past.act(0, "\u00e9" * 4096)
+    assert huge.observation(0) == past.observation(0) == ROOT_PROMPT + "\n" + "?" * kept
+    assert huge.format_errors == past.format_errors == [(0, "unprintable_characters")]
+    assert huge.metrics == past.metrics
+
+
+action_units = st.sampled_from(
+    [
+        "Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]\n",
+        "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2\n",
+        "Moving to Node #",
+        "No solution found.",
+        "<Calling Sub Searches>",
+        "<s>",
+        " at level ",
+        "x" * 40,
+        "\n",
+        "\u00e9",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(action=st.lists(st.one_of(action_units, st.text(max_size=5)), max_size=30).map("".join))
+def test_an_action_is_cut_where_the_whole_texts_tokens_reach_the_window(action):
+    # the rule before actions were cut within a prefix: count and encode the whole text, keep
+    # the tokens the window has room for (Countdown tokenizer; 21 prompt tokens, 100-token window)
+    tok = default_tokenizer()
+    ep = Episode(P, "serial", limits=Limits(context_window=100))
+    prompt = ep.observation(0)
+    text = ep.protocol.separate(prompt[-1], re.sub(r"[^\x20-\x7e\n\t]", "?", action))
+    room = 100 - tok.count(prompt)
+    event = ep.act(0, action)
+    if not text:
+        return
+    if tok.count(text) > room:
+        assert event == "fail" and ep.outcome == "context_window"
+        assert ep.observation(0) == prompt + tok.decode(tok.encode(text)[:room])
+        assert ep.metrics.total_tokens == room
+    else:
+        assert event == "finish" and ep.observation(0) == prompt + text
+        assert ep.metrics.total_tokens == tok.count(text)
 
 
 def test_child_past_the_window_fails_alone_and_joins_as_no_solution(worked_example, char_tok):

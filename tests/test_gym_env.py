@@ -12,6 +12,7 @@ step bound computed from the limits.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -26,6 +27,7 @@ import apr_env
 from apr_env import Limits, Problem
 from apr_env.envs.gym_env import APRCountdownEnv
 from apr_env.errors import ConfigError
+from apr_env.protocols import PROTOCOLS
 
 P = Problem(10, (1, 4, 6, 8))
 STEP_KEYS = {"thread", "event", "runnable"}
@@ -256,6 +258,18 @@ def test_root_past_its_window_truncates_not_terminates():
     assert info["outcome"] == "context_window" and info["truncated"]
 
 
+def test_a_10_mb_action_truncates_with_the_metrics_of_an_action_just_past_the_window():
+    infos = []
+    for action in ("x" * 10 * 2**20, "x" * 4096):
+        env = gym.make("APRCountdown-v0")
+        env.reset(options={"problem": P})
+        _, r, term, trunc, info = env.step(action)
+        assert (term, trunc, r) == (False, True, 0.0) and info["outcome"] == "context_window"
+        infos.append(info)
+    assert infos[0]["metrics"] == infos[1]["metrics"] and infos[0]["metrics"]["max_context_tokens"] == 4096
+    assert infos[0]["tree"] == infos[1]["tree"]
+
+
 def test_token_budget_truncates_the_episode():
     env = gym.make("APRCountdown-v0", max_total_tokens=50)
     env.reset(options={"problem": P})
@@ -266,12 +280,135 @@ def test_token_budget_truncates_the_episode():
     assert (term, trunc) == (False, True) and info["outcome"] == "token_budget"
 
 
-def test_root_prompt_over_the_window_is_reported_at_reset():
-    env = gym.make("APRCountdown-v0", context_window=5)
-    _, info = env.reset(options={"problem": P})
-    assert info["outcome"] == "prompt_exceeds_context_window" and info["truncated"]
-    with pytest.raises(gym.error.ResetNeeded):
-        env.step("x")
+@pytest.mark.parametrize(
+    "make",
+    [lambda **kw: gym.make("APRCountdown-v0", **kw), apr_env.parallel_env],
+    ids=["gym", "parallel"],
+)
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (
+            {"context_window": 16},
+            r"context_window=16 cannot hold the 'apr' protocol's root prompt of the longest problem the "
+            r"generator can draw \(target 100, numbers \[99, 99, 99, 99\]\): 23 tokens; "
+            r"accepted: context_window >= 23",
+        ),
+        (
+            {"context_window": 22, "generator": {"max_numbers": 6, "max_value": 999}},
+            r"numbers \[999, 999, 999, 999, 999, 999\]\): 35 tokens; accepted: context_window >= 35",
+        ),
+        (
+            {"context_window": 17, "problems": [P, Problem(5, (1, 2))]},
+            r"the longest of the given problems \(target 10, numbers \[1, 4, 6, 8\]\): 18 tokens; "
+            r"accepted: context_window >= 18",
+        ),
+        (
+            {"context_window": 18, "problems": [P], "protocol_kwargs": {"sub_call_budget": 10}},
+            r"\(target 10, numbers \[1, 4, 6, 8\]\): 22 tokens; accepted: context_window >= 22",
+        ),
+    ],
+    ids=["generated", "generator_knobs", "given_problems", "prompt_prefix"],
+)
+def test_window_that_cannot_hold_the_root_prompt_is_a_config_error_at_construction(make, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        make(**kwargs)
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize(
+    "generator",
+    [None, {"min_numbers": 3, "max_numbers": 5, "min_value": 0, "max_value": 150, "max_target": 999}],
+    ids=["apr_distribution", "wide"],
+)
+def test_the_smallest_accepted_window_holds_every_generated_problem(protocol, generator):
+    with pytest.raises(ConfigError) as error:
+        gym.make("APRCountdown-v0", protocol=protocol, generator=generator, context_window=1)
+    smallest = int(re.search(r"accepted: context_window >= (\d+)", str(error.value))[1])
+    env = gym.make("APRCountdown-v0", protocol=protocol, generator=generator, context_window=smallest)
+    for index in range(40):
+        env.reset(options={"index": index})  # raises ConfigError if a prompt did not fit
+
+
+def test_problem_in_reset_options_longer_than_the_window_is_a_config_error():
+    env = gym.make("APRCountdown-v0", context_window=23)  # every generated problem fits
+    big = Problem(1000, (1000, 1000, 1000, 1000, 1000))
+    with pytest.raises(
+        ConfigError, match=r"root prompt of this problem .*: 37 tokens; accepted: context_window >= 37"
+    ):
+        env.reset(options={"problem": big})
+    env.reset(options={"problem": P})  # the env stays usable
+
+
+def test_window_exactly_the_prompt_size_is_accepted_and_the_first_token_truncates():
+    env = gym.make("APRCountdown-v0", context_window=18, problems=[P])  # P's prompt: 18 tokens
+    obs, info = env.reset(seed=0)
+    assert obs["context"] == env.unwrapped.episode.observation(0) and "outcome" not in info
+    _, r, term, trunc, info = env.step("x")
+    assert (term, trunc, r) == (False, True, 0.0) and info["outcome"] == "context_window"
+    assert info["metrics"]["max_context_tokens"] == 18 and info["metrics"]["total_tokens"] == 0
+    env.reset(seed=0)
+    _, _, term, trunc, info = env.step("")  # no token: the root ends with no answer
+    assert (term, trunc) == (True, False) and info["outcome"] == "no_answer"
+
+
+def _single_env_run(seed: int, actions: list[str], **kwargs) -> list[tuple]:
+    """What one vector slot must show: a single env reset with `seed`, stepped, reset (unseeded)
+    in the step after an episode ends (Gymnasium's default next-step autoreset)."""
+    env = gym.make("APRCountdown-v0", **kwargs)
+    obs, _ = env.reset(seed=seed)
+    out, ended = [], False
+    for action in actions:
+        if ended:
+            obs, _ = env.reset()
+            out.append((obs["thread"], obs["context"], 0.0, False, False))
+            ended = False
+            continue
+        obs, r, term, trunc, _ = env.step(action)
+        out.append((obs["thread"], obs["context"], r, term, trunc))
+        ended = term or trunc
+    return out
+
+
+VECTOR_ACTIONS = [
+    # slot 0: spawn two children at #0, they find nothing, the root gives up; then again
+    [
+        "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0\n"
+        "<Start Sub Search 1 at level 1> Moving to Node #0\n<End Calling Sub Searches>",
+        "No solution found.",
+        "No solution found.",
+        "No solution found.",
+        "anything",
+        "x" * 5000,
+        "again",
+    ],
+    # slot 1: ends every other step (the step after is the autoreset)
+    ["No solution found."] * 7,
+]
+
+
+@pytest.mark.parametrize(
+    "mode,vector_kwargs",
+    [("sync", {}), ("async", {}), ("async", {"shared_memory": False})],
+    ids=["sync", "async_shared_memory", "async_pipes"],
+)
+def test_vector_envs_step_and_autoreset_as_single_envs_do(mode, vector_kwargs):
+    kwargs = {"context_window": 128, "max_total_tokens": 4096}
+    envs = gym.make_vec(
+        "APRCountdown-v0", num_envs=2, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs
+    )
+    try:
+        obs, _ = envs.reset(seed=7)
+        expected = [_single_env_run(7 + i, VECTOR_ACTIONS[i], **kwargs) for i in range(2)]
+        assert list(obs["context"]) == [
+            gym.make("APRCountdown-v0", **kwargs).reset(seed=7 + i)[0]["context"] for i in range(2)
+        ]
+        for k, actions in enumerate(zip(*VECTOR_ACTIONS)):
+            obs, r, term, trunc, _ = envs.step(list(actions))
+            got = [(obs["thread"][i], obs["context"][i], r[i], term[i], trunc[i]) for i in range(2)]
+            assert got == [expected[0][k], expected[1][k]], f"step {k}"
+    finally:
+        envs.close()
 
 
 BAD_ACTIONS = [

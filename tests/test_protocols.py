@@ -2,8 +2,9 @@
 
 Covers: lookup by name, "did you mean" for unknown names, registering a new protocol;
 APR root prompts with and without the ``Sub Call Budget: n `` prefix (children get none);
-child prompts built from the parent's own text (Generated Node lines, Moving/Current State
-pairs, nested lookups; never eval); the byte-exact join block of reference section 2.9;
+child prompts built from the parent's own text (the Generated Node lines that created the node,
+nested lookups, the prompt's Moving/Current State pair for the start node; never eval; equal
+to the official solver's child prompts even after its flaw-4 ``Moving to Node`` lines); the byte-exact join block of reference section 2.9;
 unknown node ids failing only that child; real nesting levels (``at level 2``); false
 claims verified before joining; malformed spawn blocks; the serial protocol's prompt with
 ``Token Budget: b `` and that it never spawns. Episodes use the per-character tokenizer.
@@ -11,15 +12,19 @@ claims verified before joining; malformed spawn blocks; the serial protocol's pr
 
 from __future__ import annotations
 
+import random
+import re
+
 import gymnasium as gym
 import pytest
 from trace_text import calling_block
 
 import apr_env  # noqa: F401  (registers APRCountdown-v0)
-from apr_env import Episode, Limits, Problem
+from apr_env import Episode, Limits, Problem, generate_problems
 from apr_env.actions import Answer, Spawn
 from apr_env.errors import UnknownNameError
 from apr_env.protocols import PROTOCOLS, AprProtocol, Protocol, SerialProtocol, get_protocol, register
+from benchmarks.baselines import official_solvers
 
 P = Problem(10, (1, 4, 6, 8))
 ROOT_STATE = "Current State: 10:[1, 4, 6, 8], Operations: []"
@@ -122,7 +127,7 @@ def test_child_prompts_of_worked_example_come_from_generated_node_lines(worked_e
     ep = Episode(ex.problem, "apr", tokenizer=char_tok)
     assert ep.observation(0) == ex.root_prompt
     assert ep.act(0, ex.root_segment_0) == "spawn"
-    # #0,0,0's ops = ops of #0,0 (its Moving/Current State pair: ['8/4=2']) + its own '6-1=5'
+    # #0,0,0's ops = ops of #0,0 (its Generated Node line: ['8/4=2']) + its own '6-1=5'
     assert (ep.observation(1), ep.observation(2)) == ex.child_prompts
     assert [t.start for t in ep.threads[1:]] == [Problem(10, (2, 5)), Problem(10, (2, 6))]
 
@@ -142,15 +147,112 @@ def test_child_prompt_from_nested_generated_lines_only(char_tok):
     )
 
 
-def test_moving_and_current_state_pair_wins_over_generated_line(char_tok):
+def test_generated_line_wins_over_a_moving_line_followed_by_another_nodes_state(char_tok):
+    # official flaw 4 (reference section 8 item 4): "Moving to Node #0,0" followed by #0,1's state
     text = (
         "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2\n"
+        "Generated Node #0,1: 10:[1, 4, 2] Operation: 8-6=2\n"
         "Moving to Node #0,0\n"
-        "Current State: 10:[6, 2, 1], Operations: ['8/4=2']\n" + calling_block("0,0")
+        "Current State: 10:[1, 4, 2], Operations: ['8-6=2']\n"
+        "Generated Node #0,0,0: 10:[1, 8] Operation: 6+2=8\n" + calling_block("0,0,0", "0,0")
     )
     ep = Episode(P, "apr", tokenizer=char_tok)
-    ep.act(0, text)
-    assert ep.observation(1) == "Moving to Node #0,0\nCurrent State: 10:[6, 2, 1], Operations: ['8/4=2']"
+    assert ep.act(0, text) == "spawn"
+    assert (
+        ep.observation(1) == "Moving to Node #0,0,0\nCurrent State: 10:[1, 8], Operations: ['8/4=2', '6+2=8']"
+    )
+    assert ep.observation(2) == "Moving to Node #0,0\nCurrent State: 10:[1, 6, 2], Operations: ['8/4=2']"
+
+
+def test_first_generated_line_of_a_node_wins(char_tok):
+    text = (
+        "Generated Node #0,0: 10:[1, 6, 2] Operation: 8/4=2\n"
+        "Generated Node #0,0: 10:[1, 4, 2] Operation: 8-6=2\n" + calling_block("0,0")
+    )
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    assert ep.act(0, text) == "spawn"
+    assert ep.observation(1) == "Moving to Node #0,0\nCurrent State: 10:[1, 6, 2], Operations: ['8/4=2']"
+
+
+def test_a_later_moving_line_cannot_change_the_start_nodes_state(char_tok):
+    # the root's state is its prompt's; a model's later "Moving to Node #0" pair does not override it
+    text = "Moving to Node #0\nCurrent State: 10:[2, 2], Operations: []\n" + calling_block("0")
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    assert ep.act(0, text) == "spawn"
+    assert ep.observation(1) == "Moving to Node #0\n" + ROOT_STATE
+
+
+def official_apr_record(target: int, numbers: list[int], seed: int) -> dict:
+    """The official solver's tree (the plain re-implementation, flaw 4 included) under `random.seed(seed)`."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        return official_solvers.official_apr(target, numbers)
+    finally:
+        random.setstate(state)
+
+
+def child_prompts_per_spawn(record: dict) -> list[tuple[list[str], list[str]]]:
+    """Per spawning parent segment: (the environment's child prompts, the official child prompts).
+
+    Each official parent segment (text up to its calling block) is played as the root's action
+    of a fresh episode; the official prompts are each child trace's first two lines.
+    """
+    problem = Problem(record["target"], tuple(record["nums"]))
+    limits = Limits(context_window=16384, max_children_per_spawn=32)
+    out = []
+    for segment, children in zip(record["trace_dict"]["main_calls"], record["trace_dict"]["sub_calls"]):
+        ep = Episode(problem, "apr", limits=limits)
+        assert ep.act(0, segment.split("\n", 2)[2]) == "spawn" and not ep.groups[0].rejected
+        ours = [ep.observation(tid) for tid in ep.groups[0].children]
+        official = ["\n".join(c["main_calls"][0].split("\n", 2)[:2]) for c in children]
+        out.append((ours, official))
+    return out
+
+
+def test_child_prompts_after_official_flaw4_lines_equal_the_training_data():
+    # target 79, [22, 29, 62, 60], random.seed(1492): beam 10, 10 spawns; before the 10th spawn the
+    # text has "Moving to Node #0,8" lines followed by other nodes' states ('22+60=82', '60-29=31')
+    record = official_apr_record(79, [22, 29, 62, 60], 1492)
+    record.update(target=79, nums=[22, 29, 62, 60])
+    parent = record["trace_dict"]["main_calls"][9]
+    assert "Moving to Node #0,8\nCurrent State: 79:[29, 62, 82], Operations: ['22+60=82']" in parent
+    assert "Generated Node #0,8: 79:[22, 60, 33] Operation: 62-29=33\n" in parent
+    ours, official = child_prompts_per_spawn(record)[9]
+    trained = "Moving to Node #0,8,5\nCurrent State: 79:[60, 55], Operations: ['62-29=33', '22+33=55']"
+    assert ours[0] == official[0] == trained
+    assert ours == official
+
+
+def misnamed_nodes(text: str) -> set[str]:
+    """Ids X whose ``Moving to Node #X`` line is followed by a state other than X's Generated line's."""
+    generated = dict(re.findall(r"^Generated Node #([\d,]+): \d+:(\[[\d, ]*\])", text, re.M))
+    moved = re.findall(r"^Moving to Node #([\d,]+)\nCurrent State: \d+:(\[[\d, ]*\])", text, re.M)
+    return {node for node, nums in moved if node in generated and generated[node] != nums}
+
+
+@pytest.mark.parametrize(
+    "problems,seeds,hits_flaw4",
+    [
+        # random problems: almost always solved at the first spawn, flaw-4 lines are rare
+        (list(generate_problems(100, seed=32)), range(4321, 4421), False),
+        # the issue's problem is unsolvable, so every tree spawns again and again after failed spawns
+        ([Problem(79, (22, 29, 62, 60))] * 60, range(60), True),
+    ],
+    ids=["random_problems", "unsolvable_79"],
+)
+def test_child_prompts_equal_the_official_solvers(problems, seeds, hits_flaw4):
+    """Differential: every child prompt of the official solver's trees (flaw-4 lines included)."""
+    affected = 0  # spawns of a child below a node that a flaw-4 line misnamed
+    for p, seed in zip(problems, seeds):
+        record = official_apr_record(p.target, list(p.numbers), seed)
+        record.update(target=p.target, nums=list(p.numbers))
+        for k, (ours, official) in enumerate(child_prompts_per_spawn(record)):
+            assert ours == official
+            misnamed = misnamed_nodes(record["trace_dict"]["main_calls"][k])
+            affected += any(prompt.split("\n")[0][16:].rpartition(",")[0] in misnamed for prompt in official)
+    print(f"spawns below a misnamed node: {affected}")
+    assert bool(affected) == hits_flaw4  # the second sample holds the case it guards, so it can fail
 
 
 def test_node_state_is_never_evaluated(char_tok, tmp_path):

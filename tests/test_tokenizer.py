@@ -11,6 +11,7 @@ The snapshot ``apr_env/data/countdown_tokenizer.json`` is rewritten after append
 
 from __future__ import annotations
 
+import functools
 import json
 import string
 import subprocess
@@ -21,10 +22,11 @@ import golden
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from apr_env import grammar
 from apr_env.tokenizer import (
+    FastTokenizer,
     TokenizerSpecError,
     build_backend,
     build_tokenizer,
@@ -281,6 +283,87 @@ def test_count_without_cache_still_counts():
 
     uncached = FastTokenizer(build_backend(), count_cache_size=0)
     assert uncached.count("12 34") == 5
+
+
+# ---------------------------------------------------------------------------------------
+# Counting and encoding only as much of a text as a window can take (count_upto, encode_head)
+# ---------------------------------------------------------------------------------------
+
+
+class _CharTokenizer:
+    """One token per character, as an encode/decode object (`ObjectTokenizer`)."""
+
+    def encode(self, text):
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
+
+def _bpe(byte_level: bool) -> FastTokenizer:
+    """A small BPE tokenizer trained here on golden traces (no download). Without a pre-tokenizer a
+    merge may span anything (the whole text is one word): the hardest case for a prefix's tokens."""
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    alphabet = []
+    if byte_level:
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>"], initial_alphabet=alphabet, show_progress=False
+    )
+    backend.train_from_iterator(GOLDEN_TEXTS[:20], trainer)
+    return FastTokenizer(backend, bos_token=None, eos_token=None, pad_token=None)
+
+
+HEAD_TOKENIZERS = {
+    "countdown": build_tokenizer,
+    "bpe": lambda: _bpe(byte_level=False),
+    "byte_level_bpe": lambda: _bpe(byte_level=True),
+    "char_object": lambda: load_tokenizer(_CharTokenizer()),
+}
+
+
+@functools.cache
+def head_tokenizer(name: str):
+    return HEAD_TOKENIZERS[name]()
+
+
+# grammar text, special tokens' text and long runs of one character (a single word of any length)
+head_text = st.lists(
+    st.one_of(
+        fragment,
+        st.sampled_from(["<s>", "</s>", "<pad>", "<unk>", "<", "<s", "<un"]),
+        st.builds(lambda c, n: c * n, st.sampled_from("x7 \n"), st.integers(1, 400)),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", list(HEAD_TOKENIZERS))
+@settings(max_examples=150, deadline=None)
+@given(text=head_text, n=st.integers(0, 400))
+def test_encode_head_is_the_head_of_the_whole_texts_encoding(name, text, n):
+    tok = head_tokenizer(name)
+    assert tok.encode_head(text, n) == tok.encode(text)[:n]
+
+
+@pytest.mark.parametrize("name", list(HEAD_TOKENIZERS))
+@settings(max_examples=150, deadline=None)
+@given(text=head_text, limit=st.integers(0, 400))
+def test_count_upto_is_exact_up_to_the_limit_and_above_it_past_the_limit(name, text, limit):
+    tok = head_tokenizer(name)
+    count, got = tok.count(text), tok.count_upto(text, limit)
+    assert got == count if count <= limit else got > limit
+
+
+@pytest.mark.parametrize("name", list(HEAD_TOKENIZERS))
+def test_encode_head_and_count_upto_of_ten_megabytes_read_a_prefix(name):
+    tok = head_tokenizer(name)
+    text = ("Exploring Operation: 8/4=2, Resulting Numbers: [1, 6, 2]\n" * 200_000)[: 10 * 2**20]
+    head_text_ = text[:40_000]  # 4,000 tokens of any of these tokenizers lie well inside it
+    assert tok.encode_head(text, 4000) == tok.encode(head_text_)[:4000]
+    assert tok.count_upto(text, 4000) > 4000
 
 
 def test_token_id_of_a_multi_token_string_raises_with_its_pieces(tok):

@@ -3,6 +3,12 @@
 Both `APRCountdownEnv` (Gymnasium) and `APRCountdownParallelEnv` (PettingZoo) take the same
 keyword arguments, parsed here into an `EnvConfig`, and build one `apr_env.episode.Episode`
 per reset.
+
+A configuration whose window cannot hold the protocol's root prompt is rejected with a
+`ConfigError`: at construction for the longest prompt of its problems (the explicit ones, or
+the generator's problem with the most digits), at reset for a problem given in ``options``.
+An episode therefore never starts over, so vector envs can reset and step any accepted
+configuration.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from gymnasium import spaces
 
+from apr_env.envs.shared_text import ContextText
 from apr_env.episode import Episode
 from apr_env.errors import ConfigError
 from apr_env.generator import GeneratorConfig, generate_problems
@@ -88,23 +95,58 @@ class EnvConfig:
         from apr_env.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.tokenizer)
+        self._check_window()
+
+    def _check_window(self) -> None:
+        """ConfigError unless the window holds the root prompt of every problem this configuration draws.
+
+        Explicit problems are all counted. Generated ones are represented by the longest problem
+        of the generator's ranges (most numbers, each the largest value, the largest target):
+        with the Countdown tokenizer every digit is one token and the rest of the prompt is
+        fixed, so no generated prompt is longer; with another tokenizer a prompt may still come
+        out longer, and `new_episode` then raises for that problem at reset.
+        """
+        if self.problems is not None:
+            counts = self.tokenizer.count_batch([self.protocol.root_prompt(p) for p in self.problems])
+            worst = max(range(len(counts)), key=counts.__getitem__)
+            problem, tokens, kind = self.problems[worst], counts[worst], "the longest of the given problems"
+        else:
+            cfg = self.generator or GeneratorConfig()
+            problem = Problem.trusted(cfg.max_target, (cfg.max_value,) * cfg.max_numbers)
+            tokens = self.tokenizer.count(self.protocol.root_prompt(problem))
+            kind = "the longest problem the generator can draw"
+        if tokens > self.limits.context_window:
+            raise ConfigError(
+                _window_message(self.limits.context_window, self.protocol, problem, tokens, kind)
+            )
 
     def text_space(self, chars: int) -> spaces.Text:
         return spaces.Text(max_length=chars, min_length=0, charset=CHARSET)
 
-    def context_space(self) -> spaces.Text:
-        """A thread's context as the environments observe it."""
-        return self.text_space(self.limits.context_window * MAX_CHARS_PER_TOKEN)
+    def context_space(self) -> ContextText:
+        """A thread's context as the environments observe it (a `Text` that async vector envs can share)."""
+        return ContextText(self.limits.context_window * MAX_CHARS_PER_TOKEN, min_length=0, charset=CHARSET)
 
     def action_space(self) -> spaces.Text:
         """A text action (a thread's next generation)."""
         return self.text_space(self.limits.context_window * 8)
 
     def new_episode(self, problem: Problem) -> Episode:
-        """An `Episode` of `problem` with this configuration's protocol, limits, tokenizer and reward."""
-        return Episode(
+        """An `Episode` of `problem` with this configuration's protocol, limits, tokenizer and reward.
+
+        Raises:
+            ConfigError: the window cannot hold `problem`'s root prompt (a problem given in reset's
+                options, or a generated one with a tokenizer other than the Countdown one).
+        """
+        episode = Episode(
             problem, self.protocol, limits=self.limits, tokenizer=self.tokenizer, reward=self.reward
         )
+        if episode.outcome == "prompt_exceeds_context_window":
+            tokens = episode.threads[0].calls[0].prompt_tokens
+            raise ConfigError(
+                _window_message(self.limits.context_window, self.protocol, problem, tokens, "this problem")
+            )
+        return episode
 
     def pick_problem(self, rng: np.random.Generator, options: dict | None) -> Problem:
         """The problem of a new episode: options['problem'] / options['index'], else drawn with `rng`."""
@@ -121,3 +163,11 @@ class EnvConfig:
             index = int(rng.integers(2**31))
         cfg = self.generator or GeneratorConfig()
         return generate_problems(1, seed=self.problem_seed, start=index, config=cfg)[0]
+
+
+def _window_message(window: int, protocol: Protocol, problem: Problem, tokens: int, kind: str) -> str:
+    return (
+        f"context_window={window} cannot hold the {protocol.name!r} protocol's root prompt of {kind} "
+        f"(target {problem.target}, numbers {list(problem.numbers)}): {tokens} tokens; "
+        f"accepted: context_window >= {tokens}"
+    )

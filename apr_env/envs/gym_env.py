@@ -61,7 +61,10 @@ class APRCountdownEnv(gym.Env):
     See `apr_env.envs.common.EnvConfig`: ``protocol``, ``protocol_kwargs``, ``problems``,
     ``problem_seed``, ``generator``, ``limits`` or ``context_window`` / ``max_threads`` /
     ``max_children_per_spawn`` / ``max_depth`` / ``max_total_tokens``, ``reward``,
-    ``tokenizer``, ``render_mode`` (None or 'ansi').
+    ``tokenizer``, ``render_mode`` (None or 'ansi'). A ``context_window`` that cannot hold
+    the root prompt of the problems the configuration draws raises `ConfigError` (at
+    construction; at reset for a problem given in ``options``). A window exactly the prompt's
+    size is accepted: the first action that adds a token is cut and truncates the episode.
 
     >>> import gymnasium as gym, apr_env
     >>> env = gym.make("APRCountdown-v0", protocol="apr")
@@ -101,8 +104,6 @@ class APRCountdownEnv(gym.Env):
             "runnable": self.episode.runnable,
             "problem": problem.info(),
         }
-        if self.episode.done:  # a prompt longer than the window: nothing can act
-            info.update(self.episode.summary())
         return self._obs(0), info
 
     def step(self, action):

@@ -74,7 +74,7 @@ class APRCountdownParallelEnv(ParallelEnv):
             self.np_random, _ = seeding.np_random(seed)
         problem = self.config.pick_problem(self.np_random, options)
         self.episode = self.config.new_episode(problem)
-        self.agents = [] if self.episode.done else ["t0"]
+        self.agents = ["t0"]
         return {"t0": self._obs(0)}, {"t0": {"problem": problem.info()}}
 
     def step(self, actions: dict):

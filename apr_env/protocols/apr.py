@@ -7,7 +7,8 @@ Grammar (reference/apr-reference.md sections 2.7, 2.8, 3.3-3.7):
   last ``<Calling Sub Searches>`` line lists one child per line,
   ``<Start Sub Search {i} at level {L}> Moving to Node #{id}``.
 - What a child sees: ``Moving to Node #{id}\\nCurrent State: {T}:{nums}, Operations: {ops}``,
-  the node's state read from the parent's own text (no ``eval``).
+  the node's state read from the parent's own text (no ``eval``): from the ``Generated Node``
+  lines that created the node and its ancestors, as in the official training data.
 - Join: the parent's context becomes its text before the calling block followed by
   ``<Sub Searches>`` / per child ``<Goal Reached in Sub Search {i} at level {L} at Node #{id}>``
   + the child's answer path, or ``<No Solution in Sub Search {i} at level {L} at Node #{id}>`` /
@@ -23,7 +24,9 @@ answers ``Moving to Node #0,0,0 ... 10,10 equal: Goal Reached``; the parent resu
 Fixes of official flaws (section 8): a child's claim is verified before it is joined (the
 episode does this; a false claim joins as 'No Solution' and is recorded), ``level`` is the
 real nesting level (byte-identical to the official ``level 1`` for children of the root),
-an unknown node id fails that child with a recorded reason instead of aborting the problem.
+an unknown node id fails that child with a recorded reason instead of aborting the problem,
+and a child's state comes from its node's ``Generated Node`` line, not from a ``Moving to
+Node`` line that the official solver sometimes follows with another node's state (item 4).
 """
 
 from __future__ import annotations
@@ -39,10 +42,21 @@ def _node_state(
 ) -> tuple[tuple[int, ...], list[str]] | None:
     """(nums, ops) of `node_id` as written in `context`, or None when the text never defines it.
 
-    Mirrors the official lookup order (section 3.4): a ``Moving to Node #X`` line directly
-    followed by a ``Current State`` line wins; otherwise a ``Generated Node #X: ...`` line,
-    whose operations are its parent node's plus its own. String searches only; no eval.
-    `memo` remembers nodes already read (siblings share their parent's lookup within one spawn).
+    A node is what its ``Generated Node #X: ...`` line created: its numbers are that line's,
+    its operations its parent node's plus the line's own (nested to the root). Only a node
+    with no such line (the root, or the thread's own start node) is read from a ``Moving to
+    Node #X`` line directly followed by a ``Current State`` line (the prompt's pair).
+
+    This is what the official *solver* wrote into its training data (a child starts from the
+    node object that its Generated line printed), not what the official *runtime* reads: the
+    runtime prefers ``Moving to Node #X`` + ``Current State`` pairs, and after a failed spawn
+    the solver sometimes writes ``Moving to Node #X`` followed by another node's state
+    (section 8 item 4), so a later child of X would get the wrong operations (target 79,
+    [22, 29, 62, 60]: ``['60-29=31', '22+33=55']`` instead of the trained
+    ``['62-29=33', '22+33=55']``). When a model repeats a line for the same node, the first
+    one counts (it created the node; the official runtime's map also keeps the first
+    Generated line). String searches only; no eval. `memo` remembers nodes already read
+    (siblings share their parent's lookup within one spawn).
     """
     if depth > 64:  # ids are comma paths; deeper than any Countdown tree
         return None
@@ -51,17 +65,33 @@ def _node_state(
     return memo[node_id]
 
 
+def _line_at(context: str, key: str) -> int:
+    """Offset of the first line of `context` that starts with `key`, or -1."""
+    pos = context.find(key)
+    while pos > 0 and context[pos - 1] != "\n":
+        pos = context.find(key, pos + 1)
+    return pos
+
+
 def _read_node(context: str, node_id: str, memo: dict, depth: int):
     """`_node_state` of a node not in `memo`."""
-    pos = context.rfind(f"Moving to Node #{node_id}\nCurrent State: ")
-    if pos >= 0:
-        start = context.index("\n", pos) + 1
-        end = context.find("\n", start)
-        parsed = g.parse_state(context[start : end if end >= 0 else len(context)])
-        if parsed is not None:
-            return parsed[1], parsed[2]
-    pos = context.rfind(f"Generated Node #{node_id}: ")
-    if pos < 0 or (pos > 0 and context[pos - 1] != "\n") or "," not in node_id:
+    if "," in node_id:  # the root "0" has no Generated line
+        generated = _generated_state(context, node_id, memo, depth)
+        if generated is not None:
+            return generated
+    pos = context.find(f"Moving to Node #{node_id}\nCurrent State: ")
+    if pos < 0:
+        return None
+    start = context.index("\n", pos) + 1
+    end = context.find("\n", start)
+    parsed = g.parse_state(context[start : end if end >= 0 else len(context)])
+    return None if parsed is None else (parsed[1], parsed[2])
+
+
+def _generated_state(context: str, node_id: str, memo: dict, depth: int):
+    """(nums, ops) from the node's first ``Generated Node`` line and its parent's state, or None."""
+    pos = _line_at(context, f"Generated Node #{node_id}: ")
+    if pos < 0:
         return None
     end = context.find("\n", pos)
     m = g.RE_GENERATED.fullmatch(context, pos, end if end >= 0 else len(context))
@@ -116,7 +146,7 @@ class AprProtocol(Protocol):
                 [], len(call.prompt) + len(call.completion), ["calling_block_not_at_line_start"]
             )
         request_start = len(call.prompt) + start
-        children, errors = [], []
+        children, errors, options = [], [], {}
         context = call.prompt + call.completion[:start]
         memo: dict = {}
         level = str(thread.depth + 1)
@@ -127,7 +157,8 @@ class AprProtocol(Protocol):
                 continue
             m = g.RE_START_SUB.fullmatch(line)
             if m is None:
-                errors.append("malformed_spawn_line")
+                if not self.spawn_option(line, options):
+                    errors.append("malformed_spawn_line")
                 continue
             index, line_level, node_id = m.groups()
             if index != str(len(children)) or line_level != level:
@@ -137,7 +168,13 @@ class AprProtocol(Protocol):
             errors.append("text_after_end_calling")
         if not children:
             errors.append("empty_spawn")
-        return SpawnRequest(children, request_start, errors)
+        return SpawnRequest(children, request_start, errors, **options)
+
+    def spawn_option(self, line: str, options: dict) -> bool:
+        """Protocols with options inside the calling block (straggler control) read `line` into
+        `options` (`SpawnRequest` fields) and return True; APR has none, so every other line is
+        ``malformed_spawn_line``."""
+        return False
 
     def child_spec(self, thread: Thread, index: int, node_id: str, context: str, memo: dict) -> ChildSpec:
         """Child `index` of a spawn at `node_id`: its start state read from `context` (the parent's

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from apr_env.problem import Problem
-from apr_env.tree import ChildResult, SpawnGroup, Thread
+from apr_env.tree import ChildResult, SpawnGroup, Status, Thread
 
 
 @dataclass
@@ -42,6 +42,19 @@ class SpawnRequest:
     request_start: int
     """Character offset in the thread's context where the spawn request (APR: calling block) begins."""
     format_errors: list[str] = field(default_factory=list)
+    quorum: int | None = None
+    """Straggler control: join as soon as this many children have ended (the rest are cancelled);
+    None waits for all of them."""
+    race: bool = False
+    """Straggler control: join as soon as one child's claimed answer verifies (the rest are cancelled)."""
+
+
+@dataclass
+class Delivery:
+    """Text for one recipient thread (inserted into its context, counted as prefill)."""
+
+    recipient: Thread
+    text: str
 
 
 class Protocol(abc.ABC):
@@ -84,6 +97,23 @@ class Protocol(abc.ABC):
         messages; the episode counts them as inserted (prefilled) context.
         """
         return None
+
+    def deliver(
+        self, thread: Thread, text: str, siblings: list[Thread], parent: Thread
+    ) -> tuple[list[Delivery], list[str]]:
+        """What `thread` (a child) sends to other threads after generating `text`: deliveries and
+        error codes (recorded, never raised).
+
+        `siblings` are the threads of the sender's spawn group in spawn order (the sender
+        included); `parent` is the thread that spawned them. The episode inserts each delivery into
+        a running recipient's context at once, holds it for a waiting one until that thread resumes,
+        and records a delivery to an ended thread as a no-op in `Episode.undelivered`. The
+        default sends `board_update`'s text to every running sibling (the broadcast board).
+        """
+        block = self.board_update(thread, text)
+        if not block:
+            return [], []
+        return [Delivery(s, block) for s in siblings if s is not thread and s.status is Status.RUNNING], []
 
     def child_problem(self, thread: Thread) -> Problem:
         """The problem a thread's answer is verified against (default: its start state)."""
