@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 from concurrent.futures import Future
 
@@ -335,3 +336,10 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, capsys):
     run = json.loads((whole / "run.json").read_text())
     assert run["data"]["solved_only"] is True and run["eval"]["episodes"] == 2
     assert len(run["eval"]["accuracy_ci95"]) == 2
+    problems = str(whole / "test_problems.json")
+    argv = ["eval", "--agent", "llm", "--model", str(whole), "--problems", problems, "--n", "2"]
+    assert main([*argv, "--protocol", "serial", "--context-window", "256"]) == 0
+    assert re.search(
+        r"accuracy \d\.\d{3} on 2 problems \(95% Wilson interval \d\.\d{3}-\d\.\d{3}\)",
+        capsys.readouterr().out,
+    )
