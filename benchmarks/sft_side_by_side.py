@@ -18,11 +18,12 @@ lr 1e-3, weight decay 0.01, grad clip 1.0, cosine schedule):
 
 Throughput is tokens with loss per second (and non-padding input tokens per second), summed
 over the measured steps of every round; the first step of each run is warm-up and dropped.
+The bf16 loop runs fewer steps, so its ratios use only the steps (batches) it ran.
 Rounds alternate the variants so that load changes on a shared CPU hit them alike (the bf16
 loop, ~25x slower than fp32 on this project's CPU, runs in the first round only). Ratios:
 ``sft / raw_fp32`` (same precision: what our default costs over a bare loop) and
 ``sft / raw_bf16`` (the issue's reference loop). On a CPU without bf16 units, bf16 autocast is
-far slower than fp32 (recorded here), which is why `SFTRunConfig.bf16` defaults to off.
+far slower than fp32 (10-13x per step here), which is why `SFTRunConfig.bf16` defaults to off.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.steps, args.rounds, args.bf16_steps, args.bf16_rounds, args.out = 3, 1, 2, 1, ""
     torch.set_num_threads(args.threads)
     batches = make_batches(400, args.batch_size, seed=0)[: args.steps]
-    runs: dict[str, list[tuple[float, list[dict]]]] = {"raw_fp32": [], "sft": [], "raw_bf16": []}
+    runs: dict[str, list[tuple[int, float, list[dict]]]] = {"raw_fp32": [], "sft": [], "raw_bf16": []}
+    per_step: dict[str, list[list[float]]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = init_model("small", Path(tmp) / "small", seed=0)
         for r in range(args.rounds):
@@ -172,24 +174,34 @@ def main(argv: list[str] | None = None) -> dict:
                     times = run_sft(model_dir, use)
                 else:
                     times = run_raw(model_dir, use, bf16=name == "raw_bf16")
-                runs[name] += list(zip(times[1:], use[1:]))
+                runs[name] += [(i, t, b) for i, (t, b) in enumerate(zip(times, use)) if i > 0]
+                per_step[name].append(times)
                 print(f"round {r}: {name} {[round(t, 2) for t in times]} s/step", flush=True)
-    results = {}
-    for name, steps in runs.items():
-        secs = sum(t for t, _ in steps)
-        counts = [_counts(b) for _, b in steps]
-        results[name] = {
+
+    def summary(steps: list[tuple[int, float, list[dict]]]) -> dict:
+        secs = sum(t for _, t, _ in steps)
+        counts = [_counts(b) for _, _, b in steps]
+        return {
             "steps_measured": len(steps),
             "seconds": secs,
             "loss_tokens_per_s": sum(c[0] for c in counts) / secs,
             "input_tokens_per_s": sum(c[1] for c in counts) / secs,
             "padding_waste": 1 - sum(c[1] for c in counts) / sum(c[2] for c in counts),
         }
+
+    results = {name: summary(steps) for name, steps in runs.items()}
+    # bf16 runs fewer steps: compare it on exactly the batches it ran (same step indices)
+    bf16_steps = {i for i, _, _ in runs["raw_bf16"]}
+    matched = {
+        name: summary([s for s in runs[name] if s[0] in bf16_steps])
+        for name in ("raw_fp32", "sft", "raw_bf16")
+    }
     ratios = {
         "sft_over_raw_fp32": results["sft"]["loss_tokens_per_s"] / results["raw_fp32"]["loss_tokens_per_s"],
-        "sft_over_raw_bf16": results["sft"]["loss_tokens_per_s"] / results["raw_bf16"]["loss_tokens_per_s"],
-        "raw_bf16_over_raw_fp32": results["raw_bf16"]["loss_tokens_per_s"]
-        / results["raw_fp32"]["loss_tokens_per_s"],
+        "sft_over_raw_bf16_same_batches": matched["sft"]["loss_tokens_per_s"]
+        / matched["raw_bf16"]["loss_tokens_per_s"],
+        "raw_bf16_over_raw_fp32_same_batches": matched["raw_bf16"]["loss_tokens_per_s"]
+        / matched["raw_fp32"]["loss_tokens_per_s"],
     }
     for name, r in results.items():
         print(
@@ -204,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
         "note": "CPU shared with other processes (noisy); rounds alternate the variants",
         "config": {**vars(args), "model": "small", "threads": args.threads},
         "results": results,
+        "results_on_the_bf16_batches": matched,
+        "seconds_per_step": per_step,
         "ratios": ratios,
     }
     if args.out:

@@ -27,6 +27,7 @@ decoding (`runtime`), the agent (`agents.llm_agent`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import statistics
 import time
@@ -162,10 +163,16 @@ class MetricsCallback(TrainerCallback):
 
 
 def make_problems(config: SFTRunConfig) -> tuple[list[dict], list[Problem]]:
-    """Training trace records and held-out test problems (no shared (sorted numbers, target) key)."""
+    """Training trace records and held-out test problems (no shared (sorted numbers, target) key).
+
+    With ``--data``, the test problems take their count of numbers from the traces (value and
+    target ranges still come from the config) and skip every problem the traces solve.
+    """
     gen = config.problem_config()
     if config.data is not None:
         records = load_trace_records(config.data)
+        counts = [len(r["nums"]) for r in records]
+        gen = dataclasses.replace(gen, min_numbers=min(counts), max_numbers=max(counts))
         used = {record_problem(r).key for r in records}
         test = [
             p

@@ -29,7 +29,7 @@ class SFTRunConfig:
     model: str | None = None
     """Start from this Hugging Face model folder instead of a fresh preset."""
     data: str | None = None
-    """Traces from `apr-env data traces` (folder or traces.json); default: generate them."""
+    """Traces from `apr-env data traces` (folder or traces.json); default: generate --n-train of them."""
     protocol: str = "apr"
     """Which solver's traces to generate: apr (fork-join) or serial (SoS+)."""
     n_train: int = 2000
@@ -77,7 +77,7 @@ class SFTRunConfig:
     stop_at_step: int | None = None
     """Stop at this global step (a checkpoint is saved); --resume continues the same schedule."""
     bf16: bool = False
-    """bf16 autocast with fp32 master weights; off by default: 4x slower on this project's CPU (no bf16 units)."""
+    """bf16 autocast on fp32 master weights; off by default: 4-13x slower per step on this CPU (no bf16 units)."""
     seed: int = 0
     """Seed of the model init, data order and everything else."""
     save_steps: int = 200
