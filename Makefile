@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.apr-env-installed
+SGLANG_FRONTEND_DEPS := orjson pybase64 requests urllib3 charset-normalizer idna certifi msgspec pyzmq \
+	ipython traitlets aiohttp multidict attrs yarl propcache aiohappyeyeballs aiosignal frozenlist triton
 
 .PHONY: setup run test bench lint clean
 
@@ -16,6 +18,9 @@ $(STAMP): pyproject.toml
 	# CPU torch first: otherwise a dependency's torch requirement pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# SGLang's frontend for the interop tests, without its server's dependencies (CUDA kernels,
+	# vLLM-size wheels); only the modules `import sglang` needs. triton is imported at module level.
+	$(PY) -m pip install -q --no-deps sglang==0.5.23 $(SGLANG_FRONTEND_DEPS)
 	touch $(STAMP)
 
 run: setup

@@ -27,8 +27,10 @@ batches. Everything a model needs to play a protocol is decided here, client sid
   `fork_full_context`).
 
 Each action is an `apr_env.actions.Text` with the sampled `token_ids` and `meta` holding the
-prompt ids, logprobs, finish reason, cached tokens and timings, which the runner's records
-keep for training.
+prompt ids, output ids, logprobs, finish reason, cached tokens, timings and
+``forced_positions`` (indices into the output ids of the ``<Calling Sub Searches>`` tokens the
+agent inserted rather than sampled, which training must mask), which the runner's records keep
+for training.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ class LLMAgent(Agent):
         )
         self._pieces = hasattr(self.tokenizer, "id_to_token")
         self._threads: dict[tuple[int, int], _ThreadState] = {}
+        self._inflight: dict[tuple[int, int], str] = {}
+        """Each thread's latest request id (what `cancel` aborts); dropped with the episode."""
         self._lock = threading.Lock()
 
     def _single_id(self, text: str) -> int | None:
@@ -130,6 +134,7 @@ class LLMAgent(Agent):
             "ids": [],
             "logprobs": [],
             "forced": 0,
+            "forced_at": [],
             "cached": 0,
             "timings": {},
             "call": self._call_index(obs),
@@ -142,15 +147,22 @@ class LLMAgent(Agent):
             keys = [k for k in self._threads if k[0] == episode]
             for k in keys:
                 del self._threads[k]
+            for k in [k for k in self._inflight if k[0] == episode]:
+                del self._inflight[k]
         for _, tid in keys:
             self.backend.release(f"{episode}/{tid}")
 
     def cancel(self, episode: int, thread: int) -> None:
-        """The runner dropped this thread (an early join cancelled it): forget its ids. Its future was
-        cancelled, so a forced-spawn continuation is not sent (`_done`); a generation already running
-        in the backend still runs to its end (no backend aborts one)."""
+        """The runner dropped this thread (an early join cancelled it): forget its ids and abort its
+        generation. Its future was cancelled, so a forced-spawn continuation is not sent (`_done`);
+        the request in flight is aborted in the backend (`Backend.abort`: the in-process backend
+        drops it from the batch at its next step, SGLang gets ``/abort_request``; a backend without
+        abort lets it run to its end)."""
         with self._lock:
             self._threads.pop((episode, thread), None)
+            request_id = self._inflight.pop((episode, thread), None)
+        if request_id is not None:
+            self.backend.abort(request_id)
 
     # ----------------------------------------------------------------------------------
 
@@ -220,6 +232,8 @@ class LLMAgent(Agent):
             cache_key=f"{obs.episode}/{obs.thread}" if self.config.reuse_kv else None,
             fork_from=self._parent_key(obs) if self.config.reuse_kv else None,
         )
+        with self._lock:
+            self._inflight[(obs.episode, obs.thread)] = request.request_id
         try:
             future = self.backend.submit(request)
         except Exception as err:
@@ -247,6 +261,7 @@ class LLMAgent(Agent):
                 and self._calling is not None
             )
             if forced and state["forced"] < self.config.max_forced_spawns:
+                state["forced_at"].append(len(state["ids"]) + len(ids) - 1)
                 state["ids"] += [*ids[:-1], self._calling]
                 if self.config.return_logprob:  # the forced id was not sampled: logprob 0
                     state["logprobs"] += [*logprobs[: len(ids) - 1], 0.0]
@@ -280,6 +295,7 @@ class LLMAgent(Agent):
             "finish_reason": result.finish_reason,
             "cached_tokens": state["cached"],
             "forced_spawns": state["forced"],
+            "forced_positions": state["forced_at"],
             "timings": state["timings"],
         }
         return Text(text, tuple(gen_ids), meta=meta)

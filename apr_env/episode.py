@@ -9,7 +9,10 @@ Life of an action (thread t, running):
 
 1. Coerce: str / dict / dataclass -> action; anything else ends t as ``invalid_action_*``.
    Plain text is sanitised to printable ASCII, tab and newline (other characters become
-   ``?``, recorded as a format error) and gets the protocol's line separator.
+   ``?``, recorded as a format error) and gets the protocol's line separator (a ``\n`` in
+   front when neither the context ends a line nor the action starts one; the episode wrote
+   it, so the metrics count it as prefill, not generated). A structured action is rendered
+   in the protocol's grammar first; its rendering, line breaks included, counts as generated.
 2. Context window: if t's prompt + generated text exceed `limits.context_window` tokens,
    the text is cut at the window and t fails with reason ``context_window``. The text is
    counted and cut within a prefix bounded by the room left (`TextTokenizer.count_upto`,
@@ -49,6 +52,7 @@ final metrics.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from apr_env.actions import Answer, Join, Spawn, Text, coerce_action
 from apr_env.limits import Limits
@@ -223,7 +227,10 @@ class Episode:
                 self._end_thread(thread, Status.FAILED, act)
                 return "fail"
             raw, ids = act.text, (act.token_ids if isinstance(act, Text) else None)
-        text = self._clean(thread, raw, separate=ids is None)
+        text = self._clean(thread, raw)
+        separators: list[int] = []  # offsets in `text` of inserted line separators (prefill, not generated)
+        if ids is None:  # plain text gets the protocol's line separator; token-id actions stay as sampled
+            text = self._separate(_tail(thread), text, separators)
         if isinstance(act, (Spawn, Answer)):
             if isinstance(act, Spawn):
                 rendered, kind = self.protocol.render_spawn(thread, list(act.labels)), "spawn"
@@ -232,14 +239,17 @@ class Episode:
             if rendered is None:  # the protocol has no grammar for this structured action
                 self._end_thread(thread, Status.FAILED, f"{kind}_not_supported")
                 return "fail"
-            text = self._join_text(thread, text, rendered)
+            if text:  # the line break between the action's text and its rendering belongs to the action
+                text += self.protocol.separate(text[-1:], rendered)
+            else:  # `separate` looks only at the context's last character: no need to build the context
+                text = self._separate(_tail(thread), rendered, separators)
         call = thread.calls[-1]
         if not text and not ids:  # nothing generated: the thread ends (every other action adds a token)
             self._end_thread(thread, Status.FINISHED, None)
             return "finish"
         # the queue head is `tid` in sequential play; in parallel play it may sit anywhere
         self._queue.remove(tid)
-        if not self._append(thread, call, text, ids, act.meta if isinstance(act, Text) else None):
+        if not self._append(thread, call, text, ids, act.meta if isinstance(act, Text) else None, separators):
             return "fail"
         if self.done:
             return "fail"
@@ -257,6 +267,23 @@ class Episode:
             return "finish"
         self._spawn(thread, request)
         return "spawn"
+
+    def truncate(self, tid: int) -> str:
+        """End running thread `tid` as cut off by its context window, with nothing more generated.
+
+        For a runtime whose server refused the thread's next request for length (its real
+        context is shorter than `limits.context_window`): the thread gets the outcome it would
+        get had it run out of room itself (a child's result says ``context_window``; the root's
+        ends the episode as truncated). Returns 'fail', or 'ignored' as `act` does.
+        """
+        if self.done or not isinstance(tid, int) or not 0 <= tid < len(self.threads):
+            return "ignored"
+        thread = self.threads[tid]
+        if thread.status is not Status.RUNNING:
+            self.format_errors.append((tid, f"action_while_{thread.status.value}"))
+            return "ignored"
+        self._end_thread(thread, Status.FAILED, "context_window")
+        return "fail"
 
     def act_parallel(self, actions: dict[int, object]) -> dict[int, str]:
         """One parallel step: every thread running at the start of the step acts (ascending id order).
@@ -293,17 +320,19 @@ class Episode:
     # Internals
     # ----------------------------------------------------------------------------------
 
-    def _clean(self, thread: Thread, text: str, *, separate: bool = True) -> str:
-        """Printable ASCII (+ tab, newline) only, so contexts stay inside the observation space; plain
-        text also gets the protocol's line separator (token-id actions are kept as sampled)."""
+    def _clean(self, thread: Thread, text: str) -> str:
+        """Printable ASCII (+ tab, newline) only, so contexts stay inside the observation space."""
         if not _printable(text):
             self.format_errors.append((thread.id, "unprintable_characters"))
             text = _mask(text)
-        return self.protocol.separate(_tail(thread), text) if separate else text
+        return text
 
-    def _join_text(self, thread: Thread, text: str, rendered: str) -> str:
-        # `separate` looks only at the context's last character: no need to build the context
-        return text + self.protocol.separate(text[-1:] or _tail(thread), rendered)
+    def _separate(self, tail: str, text: str, separators: list[int]) -> str:
+        """`text` with the protocol's line separator in front if it needs one (`Protocol.separate`);
+        the offset of each inserted ``\n`` goes to `separators` (they are prefill, not generated)."""
+        separated = self.protocol.separate(tail, text)
+        separators.extend(range(len(separated) - len(text)))
+        return separated
 
     def _fits(self, thread: Thread) -> bool:
         """Does the prompt of the thread's latest call fit its context window?
@@ -317,8 +346,19 @@ class Episode:
         count_tokens([thread], self.tokenizer)
         return call.prompt_tokens <= self.limits.context_window
 
-    def _append(self, thread: Thread, call: Call, text: str, ids, meta: dict | None = None) -> bool:
-        """Add generated text to the call, enforcing the window and the token budget. False if t ended."""
+    def _append(
+        self,
+        thread: Thread,
+        call: Call,
+        text: str,
+        ids,
+        meta: dict | None = None,
+        separators: Sequence[int] = (),
+    ) -> bool:
+        """Add generated text to the call, enforcing the window and the token budget. False if t ended.
+
+        `separators`: offsets in `text` of the line separators the episode inserted (those the
+        window cut leaves are recorded on the call, so they count as prefill)."""
         window = self.limits.context_window
         new_len = len(ids) if ids is not None else len(text)
         # printable ASCII: every token is at least one character, so this bounds the tokens (+2 for
@@ -339,6 +379,10 @@ class Episode:
             exact_total = done + new_len
         else:
             exact_total = None
+        if separators:
+            base = len(call.completion)
+            call.separators += tuple(base + o for o in separators if o < len(text))
+            call.separator_tokens = None  # counted with the call's other counts
         call.completion += text
         if meta:
             call.meta = {**(call.meta or {}), **meta} if call.meta else dict(meta)
@@ -353,7 +397,7 @@ class Episode:
             return False
         if self._generated_bound > self.limits.total_token_budget:
             count_tokens(self.threads, self.tokenizer)
-            generated = sum(c.completion_tokens for t in self.threads for c in t.calls)
+            generated = sum(c.generated_tokens for t in self.threads for c in t.calls)
             self._generated_bound = generated
             if generated > self.limits.total_token_budget:
                 for t in self.threads:

@@ -37,8 +37,8 @@ def schedule(episode) -> tuple[list[Bar], list[tuple[int, int, int, int]]]:
         t = threads[tid]
         clock = start
         for ci, call in enumerate(t.calls):
-            bars.append(Bar(tid, ci, clock, clock + call.completion_tokens))
-            clock += call.completion_tokens
+            bars.append(Bar(tid, ci, clock, clock + call.generated_tokens))
+            clock += call.generated_tokens
             spawned = [gi for gi in t.groups if groups[gi].call_index == ci]
             for gi in spawned:
                 finish = clock

@@ -34,7 +34,8 @@ count with a user's model tokenizer without importing transformers), or any obje
 a Llama-2-like post-processor that prepends bos when special tokens are requested.
 
 ``apr_env/data/countdown_tokenizer.json`` is a snapshot of the built tokenizer; the tests
-check that every build keeps its ids. The module is over 300 lines because the vocabulary
+check that the build's whole vocabulary (every token and id) equals it, so appending a token
+means refreshing it (command in tests/test_tokenizer.py). The module is over 300 lines because the vocabulary
 table, whose order is the id contract, is spelled out here.
 
 What this module leaves to others: which texts are counted and how (metrics), prompt

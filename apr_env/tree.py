@@ -42,7 +42,11 @@ class Call:
     with (the rest is `inserted`). Lets token counts build on the previous call's, as a runtime that
     keeps the thread's token ids does."""
     completion: str = ""
-    """Text the policy generated in this call."""
+    """Text the policy generated in this call (with any line separators the environment put in front of
+    its actions, see `separators`)."""
+    separators: tuple[int, ...] = ()
+    """Offsets in `completion` of the ``\n`` line separators the environment inserted before plain-text
+    actions that did not start a line: runtime-inserted text, so counted as prefill, not generated."""
     completion_ids: list[int] | None = None
     """Token ids of `completion` when the policy supplied them (LLM runtimes); else counted by tokenizer."""
     meta: dict | None = None
@@ -50,10 +54,18 @@ class Call:
     prompt_tokens: int | None = None
     inserted_tokens: int | None = None
     completion_tokens: int | None = None
+    """Tokens of `completion`, separators included (what the call adds to the context)."""
+    separator_tokens: int | None = None
+    """Tokens of the `separators` (prefill)."""
 
     @property
     def context(self) -> str:
         return self.prompt + self.completion
+
+    @property
+    def generated_tokens(self) -> int:
+        """Tokens the policy generated in this call: the completion less the separators (0 until counted)."""
+        return (self.completion_tokens or 0) - (self.separator_tokens or 0)
 
 
 @dataclass(slots=True)
@@ -128,7 +140,7 @@ class Thread:
     @property
     def generated_tokens(self) -> int:
         """Tokens the thread generated over all its calls (counts not filled in yet count as 0)."""
-        return sum([c.completion_tokens or 0 for c in self.calls])
+        return sum([c.generated_tokens for c in self.calls])
 
     @property
     def active(self) -> bool:

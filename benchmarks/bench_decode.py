@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from runtime.backends.base import GenerationRequest, SamplingParams
-from runtime.backends.kv_slots import SlotKVCache
+from runtime.backends.kv_slots import SlotKVCache, cache_kwargs
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig
 from tests.tiny_models import make_tiny_llama, make_tiny_tokenizer
 
@@ -75,7 +75,7 @@ def test_prefill_of_a_256_token_prefix(benchmark, model, tokenizer):
     def prefill():
         cache.plan_prefill(0, [0], [PREFIX])
         with torch.inference_mode():
-            return model(past_key_values=cache, **inputs).logits
+            return model(**cache_kwargs(model, cache), **inputs).logits
 
     logits = benchmark(prefill)
     assert torch.isfinite(logits).all()
@@ -85,7 +85,7 @@ def test_kv_fork_copy_of_a_256_token_prefix(benchmark, model, tokenizer):
     cache, prefix, inputs = _prefilled_cache(model, tokenizer)
     cache.plan_prefill(0, [0], [PREFIX])
     with torch.inference_mode():
-        model(past_key_values=cache, **inputs)
+        model(**cache_kwargs(model, cache), **inputs)
         retained = cache.export(0, PREFIX, prefix)
 
     def fork():

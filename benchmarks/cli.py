@@ -3,6 +3,7 @@
 
     apr-env bench                                   # make run
     apr-env bench --n 100 --protocols apr serial --out /tmp/bench
+    apr-env bench --replot benchmarks/results/protocols   # redraw the plots of a recorded run
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import argparse
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.replot:
+        from benchmarks.protocol_plots import replot
+
+        for path in replot(args.replot):
+            print(path)
+        return 0
     from benchmarks.protocol_bench import BenchConfig, run_bench
     from runtime.report import print_table
 
@@ -43,4 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-window", type=int, default=4096)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/protocols", help="folder for results.json and PNGs")
+    p.add_argument(
+        "--replot", metavar="DIR", help="only redraw the PNGs of a recorded run from DIR/results.json"
+    )
     p.set_defaults(func=cmd_bench)

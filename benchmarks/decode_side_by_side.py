@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `tests.tiny_models` and `
 
 from apr_env.provenance import provenance  # noqa: E402
 from runtime.backends.base import GenerationRequest, SamplingParams  # noqa: E402
-from runtime.backends.kv_slots import SlotKVCache  # noqa: E402
+from runtime.backends.kv_slots import SlotKVCache, cache_kwargs  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig  # noqa: E402
 from tests.tiny_models import count_parameters, make_tiny_llama, make_tiny_tokenizer  # noqa: E402
 
@@ -163,8 +163,8 @@ def measure_fork(model, tokenizer, prefix_len: int, cfg: DecodeBenchConfig) -> d
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
                 logits_to_keep=1,
+                **cache_kwargs(model, cache),
             )
 
     prefill()

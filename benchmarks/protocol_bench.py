@@ -14,7 +14,8 @@ paper's Fig. 4b).
 
 Outputs: a rich table, ``results.json`` (config, exact command, versions, commit, date and
 every number) and PNG plots like the paper's Fig. 4a (accuracy vs total tokens), 4b
-(cumulative accuracy vs context window) and 6 (accuracy vs critical-path tokens).
+(cumulative accuracy vs context window) and 6 (accuracy vs critical-path tokens), drawn by
+`benchmarks.protocol_plots` (which also re-plots a recorded run).
 Sweep points run in worker processes; results do not depend on the worker count.
 """
 
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from apr_env.provenance import provenance
+from benchmarks.protocol_plots import plot
 from runtime.progress import progress_bar
 from runtime.report import summarize
 
@@ -140,63 +142,3 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         plot(results, out)
     return results
-
-
-def plot(results: dict, out: Path) -> list[Path]:
-    """Fig. 4a, 4b and 6 style PNGs; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_protocol: dict[str, list[dict]] = {}
-    for p in results["points"]:
-        by_protocol.setdefault(p["protocol"], []).append(p)
-    paths = []
-    for name, xkey, xlabel in (
-        ("fig4a_accuracy_vs_total_tokens.png", "total_tokens", "mean total tokens (all threads)"),
-        (
-            "fig6_accuracy_vs_critical_path.png",
-            "critical_path_tokens",
-            "mean critical-path tokens (latency proxy)",
-        ),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for protocol, pts in by_protocol.items():
-            pts = sorted(pts, key=lambda p: p[xkey])
-            ax.plot([p[xkey] for p in pts], [100 * p["accuracy"] for p in pts], marker="o", label=protocol)
-            for p in pts:
-                ax.annotate(
-                    str(p["value"]),
-                    (p[xkey], 100 * p["accuracy"]),
-                    fontsize=7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
-        paths.append(out / name)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for protocol, pts in by_protocol.items():
-        best = max(pts, key=lambda p: p["accuracy"])
-        windows = sorted(best["cumulative_accuracy"], key=int)
-        ax.plot(
-            [int(w) for w in windows],
-            [100 * best["cumulative_accuracy"][w] for w in windows],
-            marker="o",
-            label=f"{protocol} ({best['knob']}={best['value']})",
-        )
-    ax.set_xlabel("context window (tokens)")
-    ax.set_ylabel("cumulative accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "fig4b_cumulative_accuracy_vs_context.png", dpi=120)
-    plt.close(fig)
-    paths.append(out / "fig4b_cumulative_accuracy_vs_context.png")
-    return paths

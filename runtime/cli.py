@@ -9,15 +9,18 @@ import argparse
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from runtime.model_files import ModelFolderError
     from runtime.server import config_from_args, run
 
-    run(config_from_args(args))
-    return 0
+    try:
+        return run(config_from_args(args))
+    except ModelFolderError as err:
+        raise SystemExit(f"apr-env serve: {err}") from err
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the runtime's subcommands to the `apr-env` parser."""
-    from runtime.server import add_arguments  # standard library only: cheap to import
+    from runtime.serve_config import add_arguments  # standard library only: cheap to import
 
     p = sub.add_parser(
         "serve", help="an SGLang-API-compatible server over the in-process transformers backend"

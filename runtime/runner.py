@@ -17,15 +17,19 @@ Two ways to talk to the agent:
   threads and episodes therefore share the backend's batches (continuous batching), and
   per-episode wall-clock latency is not held back by the slowest thread of a wave.
 
+A request the server refuses for length (`ContextLengthError`: its context is shorter than the
+window) ends that thread as cut off by its window, a recorded outcome; any other agent error
+stops the run (records already handed to ``on_record`` are kept).
+
 Straggler control (``first_k``): when an early join cancels threads, the waves runner simply
 stops asking for them (an action already computed for one in the same wave is ignored by the
 episode), and the continuous runner drops their in-flight requests at once: the future is
 cancelled, its result is discarded if it still arrives, the thread is never submitted again,
 and the episode retires without waiting for it, so the saved decode shows up in the measured
 latency. An agent with a ``cancel(episode, thread)`` method is told, so it can stop the work
-(`agents.llm_agent.LLMAgent.cancel` stops a request's continuations; the backends have no
-abort of a generation already running, so that one request still runs to its end on the
-server: SGLang's ``/abort_request`` is not wired in).
+(`agents.llm_agent.LLMAgent.cancel` stops a request's continuations and aborts the one in
+flight: the in-process backend drops it from its batch at the next decode step, `SGLangBackend`
+sends SGLang's ``/abort_request``; the OpenAI backend has no abort, so there it runs to its end).
 
 Each finished episode yields a record (JSON-friendly): index, seed, problem, outcome,
 correctness, answer, metrics, reward components, the compact tree, wall-clock latency, and
@@ -37,7 +41,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +54,7 @@ from apr_env.protocols import get_protocol
 from apr_env.rewards import RewardConfig
 from apr_env.seeding import episode_seed
 from apr_env.tokenizer import load_tokenizer
+from runtime.backends.base import ContextLengthError
 from runtime.progress import progress_bar
 
 
@@ -104,14 +109,30 @@ def run_episodes(
     *,
     tokenizer=None,
     on_record: Callable[[dict], None] | None = None,
+    skip: Collection[int] = (),
 ) -> list[dict]:
-    """Play every problem once with `agent`; return one record per problem, in problem order."""
+    """Play every problem once with `agent`; return one record per played problem, in problem order.
+
+    Args:
+        on_record: Called with each record as its episode finishes (before the next one is
+            admitted), e.g. to append it to a file: if the run then fails, what finished is kept.
+        skip: Indices not to play (episodes already recorded by an earlier, interrupted run);
+            the others keep their index and seed, so a resumed run plays exactly what is missing.
+
+    Raises:
+        Whatever the agent raises (e.g. `BackendError` when the server is gone): the run stops;
+        records of finished episodes were already handed to `on_record`.
+    """
     config = config or RunConfig()
     tokenizer = load_tokenizer(tokenizer)
     n = len(problems)
+    skip = frozenset(skip)
     records: list[dict | None] = [None] * n
     bar = progress_bar(
-        n, enabled=config.progress, desc=f"episodes ({getattr(agent, 'name', 'agent')})", unit="ep"
+        n - len(skip & set(range(n))),
+        enabled=config.progress,
+        desc=f"episodes ({getattr(agent, 'name', 'agent')})",
+        unit="ep",
     )
     live: dict[int, tuple[Episode, float]] = {}
     next_index = 0
@@ -119,6 +140,9 @@ def run_episodes(
     def admit() -> None:
         nonlocal next_index
         while next_index < n and len(live) < config.max_concurrent:
+            if next_index in skip:
+                next_index += 1
+                continue
             protocol = get_protocol(config.protocol, **config.protocol_kwargs)
             ep = Episode(
                 problems[next_index],
@@ -161,7 +185,7 @@ def run_episodes(
             _run_continuous(agent, live, admit, retire, config)
     finally:
         bar.close()
-    return records
+    return [r for r in records if r is not None]
 
 
 def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
@@ -199,11 +223,15 @@ def _run_continuous(agent, live, admit, retire, config: RunConfig) -> None:
             i, tid = pending.pop(fut)
             in_flight.pop((i, tid), None)
             open_requests[i] -= 1
-            action = fut.result()  # an agent error propagates: no silent loss of an episode
+            try:
+                action = fut.result()  # an agent error propagates: no silent loss of an episode
+            except ContextLengthError:  # the server's context is shorter than the window: cut off
+                action = None
             if i not in live:  # a sibling already ended the episode (e.g. the shared token budget)
                 continue
             ep = live[i][0]
-            if ep.act(tid, action) in ("finish", "fail") and ep.groups:
+            event = ep.truncate(tid) if action is None else ep.act(tid, action)
+            if event in ("finish", "fail") and ep.groups:
                 drop_cancelled(i, ep)
             if ep.done or (not ep.runnable and not open_requests[i]):
                 retire(i)

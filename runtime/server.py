@@ -1,544 +1,628 @@
-"""A local HTTP server speaking a subset of SGLang's native API (and OpenAI completions) over any `Backend`.
+"""`apr-env serve`: SGLang's native HTTP API (and OpenAI completions) over any `Backend`, on FastAPI + uvicorn.
 
-So the HTTP path (`SGLangBackend`, `OpenAIBackend`) runs and is tested on machines without
-SGLang: `apr-env serve --model DIR` loads a transformers model folder into the in-process
-`TransformersBackend` and serves it.
+So the HTTP path (`SGLangBackend`, `OpenAIBackend`, SGLang's own frontend, the `openai` client)
+runs and is tested on machines without SGLang: `apr-env serve --model DIR` loads a transformers
+model folder into the in-process `TransformersBackend` and serves it.
 
-    apr-env serve --model runs/sft/checkpoint-100 --port 30000
-    python -m runtime.server --model runs/sft/checkpoint-100        # same, without the CLI
+    apr-env serve --model runs/sft/checkpoint-100 --port 30000 [--api-key K] [--weights-dir runs/sft]
     curl -s localhost:30000/generate -d '{"input_ids": [1, 2, 3], "sampling_params": {"max_new_tokens": 8}}'
 
-Routes (request and response shapes follow SGLang's; see `runtime/backends/sglang_backend.py`):
+Routes (shapes and defaults as current SGLang serves them; request models in `runtime.server_api`):
 
-- ``POST /generate``: ``input_ids`` (a list of ints, or a list of such lists for a batch) or
-  ``text`` (str or list; needs a tokenizer, encoded with its defaults as SGLang does),
-  ``sampling_params`` (dict, or one per batch item) and ``return_logprob``. Answers
-  ``{"text", "output_ids", "meta_info": {"id", "finish_reason": {"type", "matched"|"length"},
-  "prompt_tokens", "completion_tokens", "cached_tokens", "e2e_latency"[, "output_token_logprobs":
-  [[logprob, id, null], ...]]}}``, a list for a batch. Sampling defaults are SGLang's
-  (temperature 1.0, max_new_tokens 128). Text always keeps special tokens and the matched stop
-  (``skip_special_tokens``/``no_stop_trim``/``spaces_between_special_tokens`` are accepted and
-  ignored); unknown or unsupported sampling keys are a 400, as in SGLang.
-- ``POST /v1/completions``: OpenAI-compatible, ``prompt`` as text or token ids (or a list of
-  them), ``n`` = 1, no streaming; ``logprobs`` gives the sampled token's logprob only;
-  ``return_token_ids`` adds ``choices[i].token_ids``; ``matched_stop`` as in SGLang.
-- ``GET /health``, ``GET /health_generate`` (one 1-token generation, 503 on failure),
-  ``POST /flush_cache``, ``POST /update_weights_from_disk`` ``{"model_path"}`` (calls
-  ``backend.update_weights_from_disk(path)``, 400 when the backend has none), ``GET
-  /get_model_info``, ``GET /v1/models``.
+- ``POST|PUT /generate``: ``text`` or ``input_ids`` (one prompt or a batch), ``sampling_params``,
+  ``return_logprob``, ``logprob_start_len`` (prompt logprobs from that position:
+  ``meta_info.input_token_logprobs``, what ``sgl.select`` ranks by), ``top_logprobs_num``,
+  ``return_text_in_logprobs``, ``rid``, ``stream`` (server-sent events, ``data: {...}`` with the
+  text and ids so far, then ``data: [DONE]``).
+- ``POST /v1/completions``: OpenAI's completions, ``prompt`` as text or ids (or a list), ``n`` = 1,
+  ``logprobs=N`` (top N per token), ``stream``; extensions ``return_token_ids``,
+  ``return_tokens_as_token_ids``, ``top_k``, ``stop_token_ids``; ``matched_stop`` as SGLang.
+- ``GET /health``, ``GET /health_generate`` (a 1-token generation; 503 when it fails),
+  ``GET|POST /flush_cache``, ``POST /update_weights_from_disk`` (only folders under
+  ``--weights-dir``), ``POST /abort_request`` ``{"rid"}``, ``GET /model_info`` (and
+  ``/get_model_info``), ``GET /server_info`` (and ``/get_server_info``), ``GET /v1/models``
+  (``max_model_len``). The context length is in all three info routes.
 
-Malformed JSON, a missing field or a bad value is a 400 with a JSON error body
-(``{"object": "error", "message", "type", "code"}``); a backend failure is a 500; nothing crashes
-the server. Each connection gets a thread (`ThreadingHTTPServer`) that submits to the backend
-and waits, so concurrent requests reach the backend together and it batches them.
-
-Not here: batching and KV reuse (the backend's job), streaming, auth, TLS. This module is
-longer than most (~650 lines) because it holds two APIs' request parsers and response builders,
-the HTTP plumbing and the command line; the parsers and builders (`sampling_from_sglang`,
-`sglang_output`, `ServerApp`) could move to their own module if it grows further.
+Safety: binds 127.0.0.1 unless told otherwise; with ``--api-key`` every route needs
+``Authorization: Bearer KEY`` (401); bodies over ``--max-body-mb`` get 413; prompts that do not
+fit the context get 400 (a prompt + ``max_new_tokens`` beyond it is cut at the context, finish
+``length``); more than ``--max-running-requests`` prompts in flight get 429 with ``Retry-After``;
+a client that disconnects has its generation aborted. Every client error is a 4xx with a JSON
+body ``{"object": "error", "message", "type", "code"}`` (unknown route 404, wrong method 405,
+invalid JSON or fields 400); a backend failure on a valid request is a 500.
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import json
 import logging
-import math
+import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
-from runtime.backends.base import (
-    Backend,
-    BackendError,
-    GenerationRequest,
-    GenerationResult,
-    SamplingParams,
-    is_int_list,
-)
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult, SamplingParams
 from runtime.backends.detokenize import make_decode
+from runtime.serve_config import ServeConfig, add_arguments, config_from_args
+from runtime.server_api import (
+    CompletionReq,
+    GenerateReq,
+    SGLangSampling,
+    UpdateWeightsReq,
+    completion_body,
+    completion_choice,
+    generation_request,
+    sglang_meta,
+)
+
+__all__ = ["RunningServer", "ServeConfig", "add_arguments", "config_from_args", "create_app", "run", "serve"]
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
-"""Largest request body accepted (a 4096-token batch of 1000 prompts is ~30 MB of JSON)."""
 HEALTH_GENERATE_TIMEOUT_S = 60.0
 """How long ``/health_generate`` waits for its one-token generation before answering 503."""
-
-_SAMPLING_IGNORED = frozenset({"skip_special_tokens", "spaces_between_special_tokens", "no_stop_trim"})
-_SAMPLING_KEYS = frozenset(
-    {"max_new_tokens", "temperature", "top_p", "top_k", "stop", "stop_token_ids", "sampling_seed", "n"}
-)
-# OpenAI completions keys that would change the result if set to a non-default value we do not implement.
-_COMPLETION_UNSUPPORTED = {
-    "echo": False,
-    "suffix": None,
-    "best_of": 1,
-    "frequency_penalty": 0,
-    "presence_penalty": 0,
-}
+DISCONNECT_POLL_S = 0.05
+"""How often a waiting request checks whether its client is still there."""
+MAX_CHARS_PER_TOKEN = 64
+"""A text prompt longer than context * this is refused before it is tokenized (no token is that long)."""
 
 
-class BadRequest(ValueError):
-    """A request the server refuses with HTTP 400; the message goes back to the client."""
+class ApiError(Exception):
+    """A request refused with `status`; `message` goes back to the client in the JSON error body."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
 
 
-@dataclass
-class ServeConfig:
-    """What `apr-env serve` needs; each field's ``doc`` is its CLI help."""
-
-    model: str = field(default="", metadata={"doc": "transformers model folder to serve (required)"})
-    host: str = field(default="127.0.0.1", metadata={"doc": "interface to listen on (0.0.0.0 for all)"})
-    port: int = field(
-        default=30000, metadata={"doc": "TCP port (0 picks a free one); 30000 is SGLang's default"}
-    )
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise ValueError("ServeConfig.model is required: the path of a transformers model folder")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be in 0..65535, got {self.port}")
+class _ClientGone(Exception):
+    """The client disconnected while its generation ran (it was aborted; nobody reads the answer)."""
 
 
-# ---------------------------------------------------------------- request parsing
-
-
-def _is_ids(value: Any) -> bool:
-    """A non-empty token-id list."""
-    return bool(value) and is_int_list(value)
-
-
-def _number(d: dict, key: str, default: float, *, integer: bool = False) -> Any:
-    value = d.get(key)
-    if value is None:
-        return default
-    ok = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok or (not integer and not math.isfinite(value)):
-        kind = "an integer" if integer else "a finite number"
-        raise BadRequest(f"{key} must be {kind}, got {value!r}")
-    return value
-
-
-def _stops(value: Any, key: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise BadRequest(f"{key} must be a string or a list of strings, got {value!r}")
-
-
-def _stop_ids(value: Any, key: str) -> tuple[int, ...]:
-    if value is None or value == []:
-        return ()
-    if not _is_ids(value):
-        raise BadRequest(f"{key} must be a list of token ids, got {value!r}")
-    return tuple(value)
-
-
-def _sampling(d: dict, *, max_key: str, max_default: int, seed_key: str) -> SamplingParams:
-    """SamplingParams from a request's fields (SGLang and OpenAI name the length and seed differently)."""
-    try:
-        return SamplingParams(
-            max_new_tokens=_number(d, max_key, max_default, integer=True),
-            temperature=_number(d, "temperature", 1.0),
-            top_p=_number(d, "top_p", 1.0),
-            top_k=_number(d, "top_k", -1, integer=True),
-            stop=_stops(d.get("stop"), "stop"),
-            stop_token_ids=_stop_ids(d.get("stop_token_ids"), "stop_token_ids"),
-            seed=_number(d, seed_key, None, integer=True),
-        )
-    except ValueError as err:
-        raise BadRequest(str(err)) from err
-
-
-def sampling_from_sglang(params: Any) -> SamplingParams:
-    """SGLang's ``sampling_params`` dict -> `SamplingParams` (SGLang's defaults for missing keys)."""
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise BadRequest(f"sampling_params must be an object, got {params!r}")
-    unknown = set(params) - _SAMPLING_KEYS - _SAMPLING_IGNORED
-    if unknown:
-        raise BadRequest(
-            f"unsupported sampling_params {sorted(unknown)}; this server supports "
-            f"{sorted(_SAMPLING_KEYS | _SAMPLING_IGNORED)}"
-        )
-    if params.get("n") not in (None, 1):
-        raise BadRequest(
-            f"sampling_params.n must be 1 (send the prompt several times instead), got {params['n']!r}"
-        )
-    return _sampling(params, max_key="max_new_tokens", max_default=128, seed_key="sampling_seed")
-
-
-def _per_item(value: Any, n: int, key: str, batch: bool) -> list:
-    """One value per prompt: a list must match a batch item for item; a scalar applies to all."""
-    if isinstance(value, list):
-        if not batch or len(value) != n:
-            raise BadRequest(f"{key} is a list of {len(value)} but the request has {n} prompt(s)")
-        return value
-    return [value] * n
-
-
-# ---------------------------------------------------------------- response building
-
-
-def finish_reason_to_sglang(result: GenerationResult) -> dict:
-    """`GenerationResult` -> SGLang's ``meta_info.finish_reason`` dict (schedule_batch.py FINISH_*)."""
-    if result.finish_reason == "stop":
-        return {"type": "stop", "matched": result.matched_stop}
-    if result.finish_reason == "length":
-        return {"type": "length", "length": result.completion_tokens}
-    return {"type": "abort", "message": "generation aborted by the backend"}
-
-
-def _logprobs_or_fail(result: GenerationResult) -> list[float]:
-    if result.logprobs is None or len(result.logprobs) != len(result.output_ids):
-        raise BackendError(f"backend returned no logprobs (or the wrong number) for {result.request_id}")
-    return result.logprobs
-
-
-def sglang_output(result: GenerationResult, return_logprob: bool) -> dict:
-    """One ``/generate`` answer in SGLang's shape."""
-    meta: dict[str, Any] = {
-        "id": result.request_id,
-        "finish_reason": finish_reason_to_sglang(result),
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "cached_tokens": result.cached_tokens,
-        "e2e_latency": result.timings.get("total"),
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    kind = {400: "BadRequestError", 401: "AuthenticationError", 404: "NotFound", 405: "MethodNotAllowed"}
+    body = {
+        "object": "error",
+        "message": message,
+        "type": kind.get(status, str(status)),
+        "param": None,
+        "code": status,
     }
-    if return_logprob:
-        lps = _logprobs_or_fail(result)
-        meta["output_token_logprobs"] = [[lp, tid, None] for lp, tid in zip(lps, result.output_ids)]
-    return {"text": result.text, "output_ids": list(result.output_ids), "meta_info": meta}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-# ---------------------------------------------------------------- the application
+_UNION_TAGS = {"str", "bool", "int", "float", "none", "dict", "list"}
 
 
-class ServerApp:
-    """Route handlers over one backend; independent of the HTTP plumbing (tests call it directly)."""
+def _validation_message(err: ValidationError) -> str:
+    """pydantic's errors as one line: ``field.path: what is wrong (got value)``, first error per field.
 
-    def __init__(self, backend: Backend, *, tokenizer=None, model_name: str | None = None):
+    Union branches (``list[int]`` vs ``list[list[int]]``) are pydantic's internal names: they are
+    dropped from the path, so each field is named as the client wrote it.
+    """
+    seen: dict[str, str] = {}
+    for e in err.errors(include_url=False):
+        loc = ".".join(
+            str(x)
+            for x in e["loc"]
+            if not (isinstance(x, str) and ("[" in x or x.startswith("function-") or x in _UNION_TAGS))
+        )
+        if loc in seen:
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        got = (
+            ""
+            if e["type"] in ("missing", "value_error")
+            else f" (got {json.dumps(e.get('input'), default=str)[:80]})"
+        )
+        seen[loc] = f"{loc or 'the body'}: {msg}{got}"
+    parts = list(seen.values())
+    return "; ".join(parts[:4]) + (f"; and {len(parts) - 4} more" if len(parts) > 4 else "")
+
+
+class _Guard:
+    """ASGI middleware: the API key on every route and the body-size limit (by Content-Length)."""
+
+    def __init__(self, app, *, api_key: str, max_body_bytes: int):
+        self.app, self.key, self.max_body = app, api_key.encode(), max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            if self.key and headers.get(b"authorization") != b"Bearer " + self.key:
+                return await _error(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")(
+                    scope, receive, send
+                )
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                message = f"request body of {int(length)} bytes is over the limit of {self.max_body}"
+                return await _error(413, message)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class _Service:
+    """The routes' state and logic over one backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        tokenizer,
+        model_name: str | None,
+        weights_dir: str,
+        max_running_requests: int,
+        max_body_bytes: int,
+    ):
         self.backend = backend
         self.tokenizer = tokenizer if tokenizer is not None else getattr(backend, "tokenizer", None)
-        self._decode = make_decode(self.tokenizer)
+        self.decode = make_decode(self.tokenizer) if self.tokenizer is not None else None
         self.model_path = model_name or getattr(backend, "model_path", None) or type(backend).__name__
         self.model_name = model_name or str(self.model_path)
+        self.weights_dir = Path(weights_dir).resolve() if weights_dir else None
+        self.max_running = max_running_requests
+        self.max_body = max_body_bytes
+        self.running = 0
+        self.vocab_size = getattr(backend, "vocab_size", None)
 
-    def _encode(self, text: str) -> list[int]:
+    # ---- reading requests ---------------------------------------------------------------------------
+
+    async def read(self, request: Request, model: type[BaseModel]) -> Any:
+        body = bytearray()
+        async for chunk in request.stream():  # chunked bodies have no Content-Length: count here
+            body += chunk
+            if len(body) > self.max_body:
+                raise ApiError(413, f"request body is over the limit of {self.max_body} bytes")
+        try:
+            return model.model_validate_json(bytes(body) or b"{}")
+        except ValidationError as err:
+            raise ApiError(400, _validation_message(err)) from err
+
+    def encode(self, text: str) -> list[int]:
         if self.tokenizer is None:
-            raise BadRequest("text prompts need a tokenizer and this server has none; send input_ids instead")
+            raise ApiError(
+                400, "text prompts need a tokenizer and this server has none; send input_ids instead"
+            )
+        limit = self.backend.context_length * MAX_CHARS_PER_TOKEN
+        if len(text) > limit:
+            raise ApiError(
+                400,
+                f"text of {len(text)} characters cannot fit the context of {self.backend.context_length} tokens",
+            )
         return list(self.tokenizer.encode(text))
 
-    def generate(self, body: Any) -> Any:
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
-        has_ids, has_text = body.get("input_ids") is not None, body.get("text") is not None
-        if has_ids == has_text:
-            raise BadRequest("give exactly one of 'input_ids' or 'text'")
-        if has_ids:
-            ids = body["input_ids"]
-            if _is_ids(ids):
-                batch, prompts = False, [ids]
-            elif isinstance(ids, list) and ids and all(_is_ids(x) for x in ids):
-                batch, prompts = True, ids
-            else:
-                raise BadRequest(
-                    f"input_ids must be a non-empty list of ints or a list of such lists, got {ids!r:.200}"
-                )
-        else:
-            text = body["text"]
-            if isinstance(text, str):
-                batch, prompts = False, [self._encode(text)]
-            elif isinstance(text, list) and text and all(isinstance(t, str) for t in text):
-                batch, prompts = True, [self._encode(t) for t in text]
-            else:
-                raise BadRequest(f"text must be a string or a non-empty list of strings, got {text!r:.200}")
-        n = len(prompts)
-        params = _per_item(body.get("sampling_params"), n, "sampling_params", batch)
-        logprob_flags = _per_item(body.get("return_logprob", False), n, "return_logprob", batch)
-        for flag in logprob_flags:
-            if flag is not None and not isinstance(flag, bool):
-                raise BadRequest(f"return_logprob must be true or false, got {flag!r}")
-        requests = [
-            GenerationRequest(input_ids=list(p), sampling=sampling_from_sglang(sp), return_logprob=bool(lp))
-            for p, sp, lp in zip(prompts, params, logprob_flags)
-        ]
-        outs = [sglang_output(r, bool(lp)) for r, lp in zip(self.backend.generate(requests), logprob_flags)]
-        return outs if batch else outs[0]
-
-    def completions(self, body: Any) -> dict:
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
-        if "prompt" not in body:
-            raise BadRequest("missing required field 'prompt' (text or a list of token ids)")
-        for key, default in _COMPLETION_UNSUPPORTED.items():
-            if body.get(key) not in (None, default):
-                raise BadRequest(f"{key}={body[key]!r} is not supported by this server (only {default!r})")
-        if body.get("n") not in (None, 1) or body.get("stream"):
-            raise BadRequest("only n=1 and stream=false are supported")
-        prompt = body["prompt"]
-        if isinstance(prompt, str):
-            prompts = [self._encode(prompt)]
-        elif _is_ids(prompt):
-            prompts = [prompt]
-        elif isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_ids(p) for p in prompt):
-            prompts = [p if isinstance(p, list) else self._encode(p) for p in prompt]
-        else:
-            raise BadRequest("prompt must be text, a non-empty list of token ids, or a list of either")
-        logprobs = body.get("logprobs")
-        if logprobs is not None and (
-            isinstance(logprobs, bool) or not isinstance(logprobs, int) or logprobs < 0
-        ):
-            raise BadRequest(f"logprobs must be a non-negative integer or null, got {logprobs!r}")
-        sampling = _sampling(body, max_key="max_tokens", max_default=16, seed_key="seed")
-        requests = [
-            GenerationRequest(list(p), sampling, return_logprob=logprobs is not None) for p in prompts
-        ]
-        results = self.backend.generate(requests)
-        choices = [
-            self._choice(
-                i,
-                r,
-                logprobs is not None,
-                bool(body.get("return_token_ids")),
-                bool(body.get("return_tokens_as_token_ids")),
+    def check_prompt(self, ids: list[int], max_new_tokens: int, where: str) -> None:
+        if self.vocab_size is not None and max(ids) >= self.vocab_size:
+            raise ApiError(
+                400, f"{where} holds token id {max(ids)}; this model's ids are 0..{self.vocab_size - 1}"
             )
-            for i, r in enumerate(results)
+        context = self.backend.context_length
+        if len(ids) > context or (len(ids) == context and max_new_tokens > 0):
+            raise ApiError(
+                400,
+                f"{where} has {len(ids)} tokens; this server's context length is {context} "
+                "(prompt plus at least one new token must fit)",
+            )
+
+    # ---- running generations ----------------------------------------------------------------------------
+
+    def admit(self, n: int) -> None:
+        if self.running + n > self.max_running:
+            raise ApiError(
+                429,
+                f"{self.running} requests are generating (limit {self.max_running}); retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        self.running += n
+
+    async def wait(self, request: Request, future: Future, rid: str) -> Any:
+        """The future's result; when the client disconnects first, abort the generation."""
+        wrapped = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({wrapped}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return wrapped.result()
+            if await request.is_disconnected():
+                self.backend.abort(rid)
+                future.cancel()
+                raise _ClientGone
+
+    async def run(
+        self, request: Request, gen: GenerationRequest, score_from: int
+    ) -> tuple[GenerationResult, Any]:
+        """Generate one request (and score its prompt when `score_from` >= 0)."""
+        scorer = getattr(self.backend, "score_prompt", None)
+        if score_from >= 0 and scorer is None:
+            raise ApiError(
+                400,
+                f"logprob_start_len needs prompt logprobs, which {type(self.backend).__name__} cannot compute",
+            )
+        futures = [self.backend.submit(gen)]
+        if score_from >= 0:
+            futures.append(scorer(gen.input_ids))
+        results = [await self.wait(request, f, gen.request_id) for f in futures]
+        return results[0], results[1] if score_from >= 0 else None
+
+    # ---- /generate ---------------------------------------------------------------------------------------
+
+    async def generate(self, request: Request) -> Response:
+        req: GenerateReq = await self.read(request, GenerateReq)
+        try:
+            if req.text is not None:
+                texts = req.text if isinstance(req.text, list) else [req.text]
+                prompts = [self.encode(t) for t in texts]
+            else:
+                prompts = req.input_ids if req.is_batch else [req.input_ids]
+            n = len(prompts)
+            params = [p or SGLangSampling() for p in req.per_item("sampling_params", n)]
+            logprob = [bool(x) for x in req.per_item("return_logprob", n)]
+            starts = [-1 if x is None else x for x in req.per_item("logprob_start_len", n)]
+            tops = [x or 0 for x in req.per_item("top_logprobs_num", n)]
+            rids = req.per_item("rid", n)
+        except ValueError as err:
+            raise ApiError(400, str(err)) from err
+        gens = []
+        for i, (ids, p, lp, top, rid) in enumerate(zip(prompts, params, logprob, tops, rids)):
+            self.check_prompt(ids, p.max_new_tokens, f"prompt {i}" if req.is_batch else "the prompt")
+            rid = rid or uuid.uuid4().hex
+            gens.append(generation_request(ids, p.to_sampling(), logprob=lp, top=top if lp else 0, rid=rid))
+        if req.stream:
+            if req.is_batch:
+                raise ApiError(400, "stream=true takes a single prompt; send a batch without streaming")
+            if logprob[0] and starts[0] >= 0 and getattr(self.backend, "score_prompt", None) is None:
+                raise ApiError(
+                    400,
+                    f"logprob_start_len needs prompt logprobs, which {type(self.backend).__name__} cannot compute",
+                )
+            return self.stream_generate(request, gens[0], logprob[0], starts[0], req.return_text_in_logprobs)
+        self.admit(n)
+        try:
+            pairs = await asyncio.gather(
+                *[self.run(request, g, s if lp else -1) for g, s, lp in zip(gens, starts, logprob)]
+            )
+        finally:
+            self.running -= n
+        outs = [
+            self.sglang_answer(g, r, scores, lp, s, req.return_text_in_logprobs)
+            for g, (r, scores), lp, s in zip(gens, pairs, logprob, starts)
         ]
-        prompt_tokens = sum(r.prompt_tokens for r in results)
-        completion_tokens = sum(r.completion_tokens for r in results)
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": sum(r.cached_tokens for r in results)},
-            },
-        }
+        return JSONResponse(outs if req.is_batch else outs[0])
 
-    def _token_str(self, token_id: int, as_ids: bool) -> str:
-        if as_ids or self.tokenizer is None:
-            return f"token_id:{token_id}"
-        return self._decode([token_id])
-
-    def _choice(
-        self, index: int, r: GenerationResult, want_logprobs: bool, want_ids: bool, as_ids: bool
+    def sglang_answer(
+        self, gen, result, scores, logprob: bool, start: int, with_text: bool, finished=True
     ) -> dict:
-        finish = r.finish_reason if r.finish_reason in ("stop", "length") else "abort"
-        choice: dict[str, Any] = {
-            "index": index,
-            "text": r.text,
-            "logprobs": None,
-            "finish_reason": finish,
-            "matched_stop": r.matched_stop if finish == "stop" else None,
-        }
-        if want_logprobs:
-            lps = _logprobs_or_fail(r)
-            tokens = [self._token_str(t, as_ids) for t in r.output_ids]
-            offsets, pos = [], 0
-            for token in tokens:
-                offsets.append(pos)
-                pos += len(token)
-            choice["logprobs"] = {
-                "tokens": tokens,
-                "token_logprobs": lps,
-                "top_logprobs": [{t: lp} for t, lp in zip(tokens, lps)],
-                "text_offset": offsets,
-            }
-        if want_ids:
-            choice["token_ids"] = list(r.output_ids)
-        return choice
+        if with_text and self.decode is None:
+            raise ApiError(400, "return_text_in_logprobs needs a tokenizer and this server has none")
+        meta = sglang_meta(
+            result,
+            rid=gen.request_id,
+            return_logprob=logprob,
+            with_text=with_text,
+            decode=self.decode,
+            input_ids=gen.input_ids,
+            input_logprobs=scores,
+            logprob_start_len=start,
+            finished=finished,
+        )
+        return {"text": result.text, "output_ids": list(result.output_ids), "meta_info": meta}
 
-    def health_generate(self) -> bool:
-        # Any valid id will do; a BOS (transformers' bos_token_id or apr_env's bos_id) always is.
+    def stream_generate(self, request, gen, logprob: bool, start: int, with_text: bool) -> StreamingResponse:
+        def partial(ids: list[int]) -> GenerationResult:
+            text = self.decode(ids) if self.decode is not None else ""
+            return GenerationResult(
+                gen.request_id, list(ids), text, "abort", prompt_tokens=len(gen.input_ids)
+            )
+
+        async def events(chunks: AsyncIterator[tuple[list[int], GenerationResult | None]]):
+            async for ids, final in chunks:
+                if final is None:
+                    if logprob:  # token logprobs arrive with the final result only
+                        continue
+                    out = self.sglang_answer(gen, partial(ids), None, False, -1, False, finished=False)
+                else:
+                    scores = None
+                    if logprob and start >= 0:
+                        scores = await asyncio.wrap_future(self.backend.score_prompt(gen.input_ids))
+                    out = self.sglang_answer(gen, final, scores, logprob, start, with_text)
+                yield b"data: " + json.dumps(out).encode() + b"\n\n"
+
+        return self.stream(request, gen, events)
+
+    def stream(self, request, gen: GenerationRequest, render) -> StreamingResponse:
+        """Server-sent events of `gen`: `render` turns (ids so far, final result or None) into events."""
+        self.admit(1)
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue[int] = asyncio.Queue()
+        gen.on_token = lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t)
+        future = self.backend.submit(gen)
+        wrapped = asyncio.wrap_future(future)
+
+        async def chunks():
+            ids: list[int] = []
+            while True:
+                get = asyncio.ensure_future(tokens.get())
+                done, _ = await asyncio.wait({get, wrapped}, return_when=asyncio.FIRST_COMPLETED)
+                if get in done:
+                    ids.append(get.result())
+                    yield ids, None
+                    continue
+                get.cancel()
+                yield ids, wrapped.result()
+                return
+
+        async def body():
+            try:
+                async for event in render(chunks()):
+                    yield event
+            except BackendError as err:
+                error = {"error": {"message": str(err), "type": "BackendError", "code": 500}}
+                yield b"data: " + json.dumps(error).encode() + b"\n\n"
+            finally:
+                self.running -= 1
+                if not future.done():  # the client went away mid-stream
+                    self.backend.abort(gen.request_id)
+                    future.cancel()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    # ---- /v1/completions ----------------------------------------------------------------------------------
+
+    async def completions(self, request: Request) -> Response:
+        req: CompletionReq = await self.read(request, CompletionReq)
+        prompts = [self.encode(p) if isinstance(p, str) else p for p in req.prompts()]
+        sampling = req.to_sampling()
+        lp = req.logprobs is not None
+        gens = []
+        for i, ids in enumerate(prompts):
+            self.check_prompt(
+                ids, sampling.max_new_tokens, f"prompt {i}" if len(prompts) > 1 else "the prompt"
+            )
+            gens.append(
+                generation_request(ids, sampling, logprob=lp, top=req.logprobs or 0, rid=uuid.uuid4().hex)
+            )
+        if req.stream:
+            if len(gens) > 1 or lp:
+                raise ApiError(400, "stream=true takes a single prompt and no logprobs on this server")
+            return self.stream_completion(request, gens[0], req)
+        self.admit(len(gens))
+        try:
+            results = [r for r, _ in await asyncio.gather(*[self.run(request, g, -1) for g in gens])]
+        finally:
+            self.running -= len(gens)
+        choices = [completion_choice(i, r, req, self.decode) for i, r in enumerate(results)]
+        return JSONResponse(completion_body(self.model_name, choices, results))
+
+    def stream_completion(self, request, gen: GenerationRequest, req: CompletionReq) -> StreamingResponse:
+        cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def chunk(choice: dict, usage: dict | None = None) -> bytes:
+            body = {"id": cid, "object": "text_completion", "created": created, "model": self.model_name}
+            body["choices"] = [choice] if choice else []
+            if usage is not None:
+                body["usage"] = usage
+            return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+        async def events(chunks):
+            sent = ""
+            async for ids, final in chunks:
+                text = final.text if final is not None else (self.decode(ids) if self.decode else "")
+                delta, sent = text[len(sent) :], text
+                if final is None:
+                    if delta:
+                        yield chunk({"index": 0, "text": delta, "logprobs": None, "finish_reason": None})
+                    continue
+                choice = completion_choice(0, final, req, self.decode, text=delta)
+                yield chunk(choice)
+                if (req.stream_options or {}).get("include_usage"):
+                    yield chunk({}, completion_body(self.model_name, [], [final])["usage"])
+
+        return self.stream(request, gen, events)
+
+    # ---- admin -------------------------------------------------------------------------------------------
+
+    async def health_generate(self) -> bool:
         probe = getattr(self.tokenizer, "bos_token_id", None)
         probe = probe if isinstance(probe, int) else getattr(self.tokenizer, "bos_id", None)
         request = GenerationRequest(
             input_ids=[probe if isinstance(probe, int) else 0], sampling=SamplingParams(max_new_tokens=1)
         )
         try:
-            self.backend.submit(request).result(timeout=HEALTH_GENERATE_TIMEOUT_S)
+            await asyncio.wait_for(
+                asyncio.wrap_future(self.backend.submit(request)), HEALTH_GENERATE_TIMEOUT_S
+            )
         except Exception as err:  # any failure means "not healthy"; the reason goes to the log
             logger.warning("health_generate failed: %s", err)
             return False
         return True
 
-    def update_weights(self, body: Any) -> tuple[int, dict]:
-        path = body.get("model_path") if isinstance(body, dict) else None
-        if not isinstance(path, str) or not path:
-            raise BadRequest("missing required field 'model_path' (a folder of weights the server can read)")
+    async def update_weights(self, request: Request) -> JSONResponse:
+        req: UpdateWeightsReq = await self.read(request, UpdateWeightsReq)
         method = getattr(self.backend, "update_weights_from_disk", None)
         if method is None:
             message = (
-                f"{type(self.backend).__name__} cannot reload weights (it has no "
-                "update_weights_from_disk(model_path) method); restart the server on the new folder"
+                f"{type(self.backend).__name__} cannot reload weights (it has no update_weights_from_disk); "
+                "restart the server on the new folder"
             )
-            return 400, {"success": False, "message": message}
+            return JSONResponse(
+                {"success": False, "message": message, "num_paused_requests": 0}, status_code=400
+            )
+        if self.weights_dir is None:
+            message = "weight updates are off: start apr-env serve with --weights-dir DIR to allow folders under DIR"
+            return JSONResponse(
+                {"success": False, "message": message, "num_paused_requests": 0}, status_code=400
+            )
+        path = Path(req.model_path)
+        resolved = (path if path.is_absolute() else self.weights_dir / path).resolve()
+        if not resolved.is_relative_to(self.weights_dir):
+            message = (
+                f"model_path {req.model_path!r} is not under the weights folder {str(self.weights_dir)!r}"
+            )
+            return JSONResponse(
+                {"success": False, "message": message, "num_paused_requests": 0}, status_code=400
+            )
         try:
-            method(path)
+            await asyncio.to_thread(method, str(resolved))
         except Exception as err:  # report, do not crash: the old weights stay loaded
-            return 400, {"success": False, "message": f"failed to load {path!r}: {err}"}
-        self.model_path = path
-        return 200, {
-            "success": True,
-            "message": "Succeeded to update model weights.",
-            "num_paused_requests": 0,
-        }
+            message = f"failed to load {req.model_path!r}: {type(err).__name__}: {err}"
+            return JSONResponse(
+                {"success": False, "message": message, "num_paused_requests": 0}, status_code=400
+            )
+        self.model_path = str(resolved)
+        return JSONResponse(
+            {"success": True, "message": "Succeeded to update model weights.", "num_paused_requests": 0}
+        )
 
     def model_info(self) -> dict:
         return {
             "model_path": str(self.model_path),
+            "served_model_name": self.model_name,
             "tokenizer_path": str(getattr(self.tokenizer, "name_or_path", "") or self.model_path),
             "is_generation": True,
             "context_length": self.backend.context_length,
         }
 
-    def models(self) -> dict:
+    def server_info(self) -> dict:
+        return {
+            "model_path": str(self.model_path),
+            "context_length": self.backend.context_length,
+            "max_running_requests": self.max_running,
+            "weights_dir": None if self.weights_dir is None else str(self.weights_dir),
+            "backend": type(self.backend).__name__,
+            "version": "apr-env",
+            "internal_states": [{"running_requests": self.running}],
+        }
+
+
+def create_app(
+    backend: Backend,
+    *,
+    tokenizer=None,
+    model_name: str | None = None,
+    api_key: str = "",
+    weights_dir: str = "",
+    max_running_requests: int = 256,
+    max_body_bytes: int = 64 * 2**20,
+) -> FastAPI:
+    """The FastAPI application serving `backend` (see the module docstring for routes and limits)."""
+    svc = _Service(
+        backend,
+        tokenizer=tokenizer,
+        model_name=model_name,
+        weights_dir=weights_dir,
+        max_running_requests=max_running_requests,
+        max_body_bytes=max_body_bytes,
+    )
+    app = FastAPI(title="apr-env serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = svc
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError) -> Response:
+        return _error(err.status, err.message, err.headers)
+
+    @app.exception_handler(_ClientGone)
+    async def _gone(request: Request, err: _ClientGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody reads it
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
+        path = request.url.path
+        if err.status_code == 405:
+            allowed = sorted(m.strip() for m in (err.headers or {}).get("Allow", "").split(",") if m.strip())
+            return _error(
+                405, f"{request.method} {path} not allowed; use {' or '.join(allowed)}", err.headers
+            )
+        if err.status_code == 404:
+            known = sorted({r.path for r in app.routes})
+            return _error(404, f"no route {path!r}; known: {known}")
+        return _error(err.status_code, str(err.detail))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception) -> Response:
+        logger.exception("error serving %s %s", request.method, request.url.path)
+        return _error(500, f"{type(err).__name__}: {err}")
+
+    @app.exception_handler(BackendError)
+    async def _backend_error(request: Request, err: BackendError) -> Response:
+        logger.warning("backend failure on %s: %s", request.url.path, err)
+        return _error(500, f"{type(err).__name__}: {err}")
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/health_generate")
+    async def health_generate() -> Response:
+        return Response(status_code=200 if await svc.health_generate() else 503)
+
+    @app.api_route("/generate", methods=["POST", "PUT"])
+    async def generate(request: Request) -> Response:
+        return await svc.generate(request)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await svc.completions(request)
+
+    @app.api_route("/flush_cache", methods=["GET", "POST"])
+    async def flush_cache() -> Response:
+        svc.backend.flush_cache()
+        return PlainTextResponse("Cache flushed.\n")
+
+    @app.post("/update_weights_from_disk")
+    async def update_weights(request: Request) -> Response:
+        return await svc.update_weights(request)
+
+    @app.post("/abort_request")
+    async def abort_request(request: Request) -> Response:
+        body = await svc.read(request, _AbortReq)
+        svc.backend.abort(body.rid)
+        return Response(status_code=200)
+
+    for path in ("/model_info", "/get_model_info"):
+        app.get(path)(svc.model_info)
+    for path in ("/server_info", "/get_server_info"):
+        app.get(path)(svc.server_info)
+
+    @app.get("/v1/models")
+    async def models() -> dict:
         card = {
-            "id": self.model_name,
+            "id": svc.model_name,
             "object": "model",
             "owned_by": "apr-env",
-            "max_model_len": self.backend.context_length,
+            "root": svc.model_name,
+            "max_model_len": svc.backend.context_length,
         }
         return {"object": "list", "data": [card]}
 
-    def flush_cache(self) -> None:
-        method = getattr(self.backend, "flush_cache", None)
-        if method is not None:
-            method()
+    return _Guard(app, api_key=api_key, max_body_bytes=max_body_bytes)
 
 
-# ---------------------------------------------------------------- HTTP plumbing
-
-
-def _error(code: int, message: str, kind: str) -> dict:
-    return {"object": "error", "message": message, "type": kind, "param": None, "code": code}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: ServerApp  # set on the subclass made by `serve`
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections
-    timeout = 120  # seconds an idle keep-alive connection may stay open
-
-    def log_message(self, format: str, *args) -> None:
-        logger.debug("%s - %s", self.address_string(), format % args)
-
-    def _send(self, code: int, payload: Any, *, text: str | None = None) -> None:
-        data = (text if text is not None else json.dumps(payload)).encode()
-        try:
-            self.send_response(code)
-            self.send_header("Content-Type", "text/plain" if text is not None else "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client went away; nothing to tell it
-            self.close_connection = True
-
-    def _body(self) -> Any:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-            raise BadRequest("a request body with a Content-Length header is required")
-        try:
-            size = int(length)
-        except ValueError as err:
-            raise BadRequest(f"bad Content-Length {length!r}") from err
-        if not 0 <= size <= MAX_BODY_BYTES:
-            self.close_connection = True  # the body (if any) was not read: the stream is out of sync
-            raise BadRequest(f"Content-Length must be in 0..{MAX_BODY_BYTES} bytes, got {size}")
-        raw = self.rfile.read(size) if size else b""
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise BadRequest(f"body is not valid JSON: {err}") from err
-
-    def _dispatch(self, method: str) -> None:
-        path = self.path.split("?", 1)[0]
-        app = self.app
-        routes: dict[tuple[str, str], Callable[[], None]] = {
-            ("GET", "/health"): lambda: self._send(200, None, text=""),
-            ("GET", "/health_generate"): lambda: self._send(
-                200 if app.health_generate() else 503, None, text=""
-            ),
-            ("GET", "/get_model_info"): lambda: self._send(200, app.model_info()),
-            ("GET", "/v1/models"): lambda: self._send(200, app.models()),
-            ("POST", "/generate"): lambda: self._send(200, app.generate(self._body())),
-            ("POST", "/v1/completions"): lambda: self._send(200, app.completions(self._body())),
-            ("POST", "/update_weights_from_disk"): lambda: self._send(*app.update_weights(self._body())),
-            ("POST", "/flush_cache"): self._flush,
-            ("GET", "/flush_cache"): self._flush,
-        }
-        handler = routes.get((method, path))
-        try:
-            if handler is None:
-                allowed = [m for m, p in routes if p == path]
-                if allowed:
-                    self._send(
-                        405,
-                        _error(
-                            405,
-                            f"{method} {path} not allowed; use {' or '.join(allowed)}",
-                            "MethodNotAllowed",
-                        ),
-                    )
-                else:
-                    known = sorted({p for _, p in routes})
-                    self._send(404, _error(404, f"no route {path!r}; known: {known}", "NotFound"))
-                return
-            handler()
-        except BadRequest as err:
-            self._send(400, _error(400, str(err), "BadRequestError"))
-        except Exception as err:  # a backend failure or a bug: answer 500, keep serving
-            logger.exception("error serving %s %s", method, path)
-            self._send(500, _error(500, f"{type(err).__name__}: {err}", "InternalServerError"))
-
-    def _flush(self) -> None:
-        size = self.headers.get("Content-Length", "0")
-        if size.isdigit() and 0 < int(size) <= MAX_BODY_BYTES:
-            self.rfile.read(int(size))  # flush takes no arguments; drain the body so keep-alive stays in sync
-        self.app.flush_cache()
-        self._send(200, None, text="Cache flushed.\n")
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # idle keep-alive connections must not block shutdown
-    request_queue_size = 256  # listen backlog: bursts of concurrent clients must not be refused
+class _AbortReq(BaseModel):
+    rid: str
 
 
 class RunningServer:
     """A server started by `serve`: ``.url``, ``.port``, ``.shutdown()``; also a context manager."""
 
-    def __init__(self, httpd: _Server, thread: threading.Thread, app: ServerApp):
-        self._httpd, self._thread, self.app = httpd, thread, app
-        self.host, self.port = httpd.server_address[0], httpd.server_address[1]
-        self.url = f"http://{self.host}:{self.port}"
+    def __init__(self, server, thread: threading.Thread, host: str, port: int):
+        self._server, self._thread = server, thread
+        self.host, self.port = host, port
+        self.url = f"http://{host}:{port}"
 
     def shutdown(self) -> None:
         """Stop accepting requests and close the socket (the backend stays open; its owner closes it)."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
 
     def __enter__(self) -> RunningServer:
         return self
@@ -548,51 +632,60 @@ class RunningServer:
 
 
 def serve(
-    backend: Backend, host: str = "127.0.0.1", port: int = 0, *, tokenizer=None, model_name: str | None = None
+    backend: Backend,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tokenizer=None,
+    model_name: str | None = None,
+    api_key: str = "",
+    weights_dir: str = "",
+    max_running_requests: int = 256,
+    max_body_bytes: int = 64 * 2**20,
 ) -> RunningServer:
-    """Start serving `backend` in a background thread and return at once.
+    """Start serving `backend` with uvicorn in a background thread; return once it listens.
 
     Args:
-        backend: Any `Backend`; only `submit` and `context_length` are required, plus optional
-            ``flush_cache()`` and ``update_weights_from_disk(path)``.
+        backend: Any `Backend`; `submit` and `context_length` are required; ``abort``,
+            ``flush_cache``, ``score_prompt`` (prompt logprobs), ``update_weights_from_disk`` and
+            ``vocab_size`` are used when present.
         host, port: Where to listen; port 0 picks a free port (read it from ``.url``).
-        tokenizer: For text prompts and logprob token strings (default: ``backend.tokenizer``).
-        model_name: Name reported by ``/get_model_info`` and ``/v1/models``.
+        tokenizer: For text prompts and token strings (default: ``backend.tokenizer``).
+        model_name: Name reported by the info routes and ``/v1/models``.
+        api_key, weights_dir, max_running_requests, max_body_bytes: see `ServeConfig`.
     """
-    app = ServerApp(backend, tokenizer=tokenizer, model_name=model_name)
-    handler = type("Handler", (_Handler,), {"app": app})
-    httpd = _Server((host, port), handler)
-    # poll_interval: how often serve_forever checks for shutdown (so shutdown takes <= 50 ms).
-    thread = threading.Thread(
-        target=httpd.serve_forever, args=(0.05,), name=f"apr-env-serve:{port}", daemon=True
+    import uvicorn
+
+    app = create_app(
+        backend,
+        tokenizer=tokenizer,
+        model_name=model_name,
+        api_key=api_key,
+        weights_dir=weights_dir,
+        max_running_requests=max_running_requests,
+        max_body_bytes=max_body_bytes,
     )
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"apr-env-serve:{port}", daemon=True)
     thread.start()
-    return RunningServer(httpd, thread, app)
-
-
-# ---------------------------------------------------------------- command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add `ServeConfig`'s fields as ``--flags`` (help text from each field's doc)."""
-    for f in fields(ServeConfig):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            type=type(f.default),
-            default=f.default,
-            required=f.name == "model",
-            help=f.metadata["doc"],
-        )
-
-
-def config_from_args(args: argparse.Namespace) -> ServeConfig:
-    return ServeConfig(**{f.name: getattr(args, f.name) for f in fields(ServeConfig)})
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise OSError(f"apr-env serve could not listen on {host}:{port} (see the log above)")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()
+    return RunningServer(server, thread, host, bound[1])
 
 
 def load_transformers_backend(model: str) -> Backend:
-    """The in-process backend for a model folder (imported lazily: torch loads only here)."""
+    """The in-process backend for a model folder, checked first (torch loads only here)."""
     from runtime.backends.transformers_backend import TransformersBackend
+    from runtime.model_files import check_model_folder
 
+    check_model_folder(model)
     return TransformersBackend(model)
 
 
@@ -606,7 +699,16 @@ def run(
     """Load the model, serve until Ctrl-C (or until `stop` is set), then close everything."""
     backend = backend_factory(config.model)
     try:
-        server = serve(backend, config.host, config.port, model_name=config.model)
+        server = serve(
+            backend,
+            config.host,
+            config.port,
+            model_name=config.model,
+            api_key=config.api_key,
+            weights_dir=config.weights_dir,
+            max_running_requests=config.max_running_requests,
+            max_body_bytes=int(config.max_body_mb * 2**20),
+        )
         print(f"apr-env serve: {config.model} at {server.url} (Ctrl-C stops)", flush=True)
         if on_ready is not None:
             on_ready(server)
@@ -614,7 +716,8 @@ def run(
             if stop is not None:
                 stop.wait()
             else:
-                _wait_forever()
+                while server._thread.is_alive():
+                    server._thread.join(timeout=3600)
         except KeyboardInterrupt:
             pass
         server.shutdown()
@@ -623,17 +726,15 @@ def run(
     return 0
 
 
-def _wait_forever() -> None:
-    while True:
-        time.sleep(3600)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``apr-env serve --model DIR [--host H] [--port P]``."""
+    """``python -m runtime.server --model DIR [--host H] [--port P] ...``."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="apr-env serve", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(config_from_args(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

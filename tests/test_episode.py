@@ -192,7 +192,9 @@ def test_an_action_is_cut_where_the_whole_texts_tokens_reach_the_window(action):
     tok = default_tokenizer()
     ep = Episode(P, "serial", limits=Limits(context_window=100))
     prompt = ep.observation(0)
-    text = ep.protocol.separate(prompt[-1], re.sub(r"[^\x20-\x7e\n\t]", "?", action))
+    masked = re.sub(r"[^\x20-\x7e\n\t]", "?", action)
+    text = ep.protocol.separate(prompt[-1], masked)
+    separator = len(text) - len(masked)  # the "\n" the episode puts in front: 1 prefill token, not generated
     room = 100 - tok.count(prompt)
     event = ep.act(0, action)
     if not text:
@@ -200,10 +202,11 @@ def test_an_action_is_cut_where_the_whole_texts_tokens_reach_the_window(action):
     if tok.count(text) > room:
         assert event == "fail" and ep.outcome == "context_window"
         assert ep.observation(0) == prompt + tok.decode(tok.encode(text)[:room])
-        assert ep.metrics.total_tokens == room
+        assert ep.metrics.total_tokens == room - separator
     else:
         assert event == "finish" and ep.observation(0) == prompt + text
-        assert ep.metrics.total_tokens == tok.count(text)
+        assert ep.metrics.total_tokens == tok.count(text) - separator
+    assert ep.metrics.prefill_tokens == tok.count(prompt) + separator
 
 
 def test_child_past_the_window_fails_alone_and_joins_as_no_solution(worked_example, char_tok):
@@ -246,14 +249,15 @@ def test_spawn_past_a_limit_rejects_children_with_a_reason(char_tok, limits, cre
 
 def test_total_token_budget_truncates_the_episode_and_fails_running_threads(char_tok):
     ep = Episode(P, "apr", limits=Limits(max_total_tokens=300), tokenizer=char_tok)
-    ep.act(0, calling_block("0", "0"))  # "\n" + 23 + 2*50 + 26 = 150 tokens
-    ep.act(1, Text("a" * 99, partial=True))  # "\n" + 99 = 100 -> 250
+    # generated tokens only: the "\n" the episode puts in front of each action is prefill
+    ep.act(0, calling_block("0", "0"))  # "\n" + 23 + 2*50 + 26: 149 generated
+    ep.act(1, Text("a" * 99, partial=True))  # "\n" + 99: 99 -> 248
     assert not ep.done
-    assert ep.act(2, "b" * 99) == "fail"  # 100 -> 350 > 300
+    assert ep.act(2, "b" * 99) == "fail"  # 99 -> 347 > 300
     assert ep.done and ep.truncated and ep.outcome == "token_budget"
     assert all(t.status is Status.FAILED for t in ep.threads)
     assert {t.reason for t in ep.threads} == {"token_budget"}
-    assert ep.metrics.total_tokens == 350
+    assert ep.metrics.total_tokens == 347
 
 
 def test_root_prompt_longer_than_the_window_ends_the_episode_at_once(char_tok):

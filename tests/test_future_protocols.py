@@ -131,7 +131,8 @@ def test_children_are_named_and_a_message_is_prefill_in_the_recipients_context(w
     ep.act(2, Text("<Message To Sub Search 0: try 2*5>", partial=True))
     received = "<Message From Sub Search 1: try 2*5>\n"
     assert ep.observation(1).endswith(received) and ep.threads[1].calls[-1].inserted == received
-    assert ep.metrics.prefill_tokens == before + len(received)
+    # the message, and the "\n" the episode put before the sender's action (its context ended mid-line)
+    assert ep.metrics.prefill_tokens == before + len(received) + 1
     assert received not in ep.observation(2) and not ep.format_errors
 
 

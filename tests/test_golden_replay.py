@@ -125,10 +125,10 @@ def _worked_replay(ex) -> AprReplay:
 
 # per-character tokenizer; the arithmetic is in tests/test_metrics.py::test_worked_example_metrics_match_hand_count
 WORKED_METRICS = {
-    "total_tokens": 1748,
-    "prefill_tokens": 525,
-    "critical_path_tokens": 1498,
-    "longest_thread_tokens": 1184,
+    "total_tokens": 1745,
+    "prefill_tokens": 528,
+    "critical_path_tokens": 1496,
+    "longest_thread_tokens": 1183,
     "max_context_tokens": 1396,
     "num_threads": 3,
     "num_spawns": 1,
@@ -145,7 +145,7 @@ def test_worked_example_replays_to_a_verified_correct_episode(worked_example, ch
     assert info["outcome"] == "correct" and info["correct"] and info["verdict"] == "ok"
     assert info["answer"] == worked_example.answer_path
     assert {k: info["metrics"][k] for k in WORKED_METRICS} == WORKED_METRICS
-    assert info["reward"] == pytest.approx(1 + 0.5 * (1 - 1498 / 1748))
+    assert info["reward"] == pytest.approx(1 + 0.5 * (1 - 1496 / 1745))
 
 
 # --------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Covers: registration on ``import apr_env`` (which must not import torch, transformers or
 httpx: checked in a fresh interpreter); Gymnasium's `check_env` for the apr and serial
 protocols; determinism per reset seed; choosing the problem with ``options``; the limits
-and reward keyword arguments; ``render_mode="ansi"``; `ResetNeeded` before reset and after
-the end; termination versus truncation; the ``info`` promised by the env docstring;
+and reward keyword arguments; ``render_mode="ansi"`` and ``"human"``; `ResetNeeded` before
+reset and after the end; termination versus truncation; the ``info`` promised by the env docstring;
 bad actions as recorded outcomes; and a hypothesis fuzz (random text, grammar fragment
 mixtures, junk values, structured actions) that never raises and always ends within the
 step bound computed from the limits.
@@ -28,6 +28,7 @@ from apr_env import Limits, Problem
 from apr_env.envs.gym_env import APRCountdownEnv
 from apr_env.errors import ConfigError
 from apr_env.protocols import PROTOCOLS
+from apr_env.render import render_tree
 
 P = Problem(10, (1, 4, 6, 8))
 STEP_KEYS = {"thread", "event", "runnable"}
@@ -79,9 +80,10 @@ def test_make_builds_the_env_class():
     assert env.spec.id == "APRCountdown-v0"
 
 
+@pytest.mark.parametrize("render_mode", ["ansi", "human"])
 @pytest.mark.parametrize("protocol", ["apr", "serial"])
-def test_gymnasium_check_env_passes_without_warnings(protocol):
-    env = gym.make("APRCountdown-v0", protocol=protocol, render_mode="ansi")
+def test_gymnasium_check_env_passes_without_warnings(protocol, render_mode):
+    env = gym.make("APRCountdown-v0", protocol=protocol, render_mode=render_mode)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env.unwrapped, skip_render_check=False)
@@ -147,7 +149,7 @@ def test_limit_kwargs_reach_the_episode():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"render_mode": "human"}, "render_mode='human'"),
+        ({"render_mode": "rgb_array"}, "render_mode='rgb_array'; accepted: None, 'human', 'ansi'"),
         ({"reward": "sparse"}, "accepted: 'critical_path', 'binary'"),
         ({"problems": []}, "problems is an empty list"),
         ({"context_window": -3}, "context_window must be a positive int"),
@@ -189,7 +191,7 @@ def test_worked_example_step_by_step_observations_and_info(worked_example, char_
     assert i4["outcome"] == "correct" and i4["correct"] and i4["answer"] == ex.answer_path
     assert i4["verdict"] == "ok" and i4["format_errors"] == [] and r == i4["reward"]
     assert [t["id"] for t in i4["tree"]] == [0, 1, 2] and i4["tree"][0]["children"] == [1, 2]
-    assert i4["metrics"]["critical_path_tokens"] == 1498 and i4["metrics"]["total_tokens"] == 1748
+    assert i4["metrics"]["critical_path_tokens"] == 1496 and i4["metrics"]["total_tokens"] == 1745
 
 
 SPAWN_0 = (
@@ -217,13 +219,24 @@ def test_render_ansi_returns_the_thread_tree(worked_example, char_tok):
     assert isinstance(picture, str)
     lines = picture.splitlines()
     # a header, then one line per thread, children indented under the root
-    for name, label, tokens in (("t0", "#0", 1184), ("t1", "#0,0,0", 314), ("t2", "#0,0,1", 250)):
+    for name, label, tokens in (("t0", "#0", 1183), ("t1", "#0,0,0", 313), ("t2", "#0,0,1", 249)):
         (line,) = [x for x in lines if f"{name} {label} " in x]
         assert f"{tokens} tok" in line
     assert lines.index(next(x for x in lines if "t0 #0 " in x)) < lines.index(
         next(x for x in lines if "t1 #" in x)
     )
     assert not next(x for x in lines if "t1 #" in x).startswith("t1")
+
+
+def test_render_human_prints_the_tree_after_reset_and_each_step_and_returns_none(capsys):
+    env = gym.make("APRCountdown-v0", render_mode="human")
+    env.reset(options={"problem": P})
+    assert capsys.readouterr().out == render_tree(env.unwrapped.episode)
+    env.step(SPAWN_0)
+    after_spawn = capsys.readouterr().out
+    assert "t1 #" in after_spawn and after_spawn == render_tree(env.unwrapped.episode)
+    assert env.render() is None
+    assert capsys.readouterr().out == after_spawn
 
 
 def test_render_without_mode_returns_none():

@@ -212,3 +212,31 @@ def test_an_episode_ended_by_a_sibling_ignores_the_late_answers_of_the_others():
             agent, [_problem(entry)], RunConfig(protocol="apr", limits=Limits(max_total_tokens=budget))
         )
         assert rec["outcome"] == "token_budget"
+
+
+class _HangingBackend(Backend):
+    """Requests never finish; records what was aborted."""
+
+    def __init__(self):
+        self.submitted: list[GenerationRequest] = []
+        self.aborted: list[str] = []
+
+    def submit(self, request: GenerationRequest) -> Future:
+        self.submitted.append(request)
+        return Future()
+
+    def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+
+def test_cancel_aborts_the_threads_request_in_flight_in_the_backend():
+    from apr_env import Episode
+    from apr_env.agent import observe
+
+    backend = _HangingBackend()
+    agent = LLMAgent(backend, default_tokenizer())
+    ep = Episode(Problem(10, (1, 4, 6, 8)), "apr")
+    agent.submit(observe(ep, 0, key=3, seed=0))
+    agent.cancel(3, 0)
+    agent.cancel(3, 0)  # a second cancel has nothing left to abort
+    assert backend.aborted == [backend.submitted[0].request_id]

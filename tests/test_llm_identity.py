@@ -135,6 +135,7 @@ def test_apr_env_serve_command_answers_native_generate(model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 def test_apr_env_eval_runs_an_llm_from_a_model_folder(model_dir, tmp_path, capsys):

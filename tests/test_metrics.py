@@ -10,7 +10,8 @@ same tree played in parallel steps has the same metrics.
 Text lengths used below (characters = tokens):
 - APR root prompt / child prompt of node #0 for T=10, [1, 4, 6, 8]:
   ``Moving to Node #0`` (17) + ``\\n`` + ``Current State: 10:[1, 4, 6, 8], Operations: []`` (46) = 64.
-- An action that follows a context not ending in ``\\n`` gets one ``\\n`` in front (+1).
+- An action that follows a context not ending in ``\\n`` gets one ``\\n`` in front (+1 context
+  and prefill token; the policy did not generate it).
 - Calling block for n children of node #0 at a one-digit level:
   ``<Calling Sub Searches>\\n`` (23) + n * ``<Start Sub Search i at level L> Moving to Node #0\\n`` (49+1)
   + ``<End Calling Sub Searches>\\n`` (27) = 50 + 50n.
@@ -65,20 +66,22 @@ def nested(char_tok) -> Episode:
     return _play(ep, _nested_script())
 
 
-# Hand computation of the nested tree:
-# t0 call 0: "\n"+"a"*10 (11) + "\n" + 2-child block (50+100=150) = 162; prompt 64.
+# Hand computation of the nested tree. The "\n" the episode puts in front of an action is context and
+# prefill, never generated ("gen" counts the rest; the line break inside a Spawn's rendering is the action's):
+# t0 call 0: "\n"+"a"*10 + "\n" + 2-child block (50+100=150): 162 chars, 1 separator, gen 161; prompt 64.
 #    join: kept = 64 + 11 + 1 = 76, inserted 34+2*52 = 138 -> call 1 prompt 214; "b"*20 -> 20.
-# t1 call 0: "\n"+"c"*30 (31) + "\n" + 1-child block (100) = 132; prompt 64.
+# t1 call 0: "\n"+"c"*30 + "\n" + 1-child block (100): 132 chars, 1 separator, gen 131; prompt 64.
 #    join: kept = 64 + 31 + 1 = 96, inserted 34+52 = 86 -> call 1 prompt 182; "d"*5 -> 5.
-# t2: "\n"+"e"*200 = 201; prompt 64.     t3: "\n"+"f"*100 = 101; prompt 64.
+# t2: "\n"+"e"*200: 201 chars, gen 200; prompt 64.     t3: "\n"+"f"*100: 101 chars, gen 100; prompt 64.
 NESTED_EXPECTED = {
-    "total_tokens": 162 + 20 + 132 + 5 + 201 + 101,  # 621
-    "prefill_tokens": (64 + 138) + (64 + 86) + 64 + 64,  # 480: first prompts + join blocks
-    "paper_total_tokens": 621 + 480,
-    # CP(t3) = 101; CP(t1) = 132 + 5 + 101 = 238; CP(t2) = 201; CP(t0) = 162 + 20 + max(238, 201) = 420
-    "critical_path_tokens": 420,
-    "longest_thread_tokens": 201,  # t2 (t0: 182, t1: 137, t3: 101)
-    # contexts: t0 64+162=226, 214+20=234; t1 64+132=196, 182+5=187; t2 64+201=265; t3 64+101=165
+    "total_tokens": 161 + 20 + 131 + 5 + 200 + 100,  # 617
+    "prefill_tokens": (64 + 138) + (64 + 86) + 64 + 64 + 4,  # 484: first prompts + join blocks + 4 separators
+    "paper_total_tokens": 617 + 484,
+    # CP(t3) = 100; CP(t1) = 131 + 5 + 100 = 236; CP(t2) = 200; CP(t0) = 161 + 20 + max(236, 200) = 417
+    "critical_path_tokens": 417,
+    "longest_thread_tokens": 200,  # t2 (t0: 181, t1: 136, t3: 100)
+    # contexts (separators included): t0 64+162=226, 214+20=234; t1 64+132=196, 182+5=187; t2 64+201=265;
+    # t3 64+101=165
     "max_context_tokens": 265,
     "num_threads": 4,
     "num_spawns": 2,
@@ -94,10 +97,10 @@ def test_nested_tree_metric_matches_hand_count(nested, name, expected):
 
 
 def test_nested_tree_critical_path_follows_slowest_subtree_not_longest_child(nested):
-    # t2 is the longest child thread (201) but t1's subtree (238) is slower: CP uses 238.
+    # t2 is the longest child thread (200) but t1's subtree (236) is slower: CP uses 236.
     m = nested.metrics
-    assert m.critical_path_tokens == 162 + 20 + 238
-    assert m.critical_path_tokens != 162 + 20 + 201
+    assert m.critical_path_tokens == 161 + 20 + 236
+    assert m.critical_path_tokens != 161 + 20 + 200
 
 
 def test_nested_tree_same_metrics_when_played_in_parallel_steps(char_tok, nested):
@@ -129,16 +132,16 @@ def test_worked_example_metrics_match_hand_count(worked_example, char_tok):
             2: [ex.child_actions[1]],
         },
     )
-    # root call 0: prompt 64, completion "\n" + 652 = 653; kept 64 + 1 + (485 + 10) = 560
+    # root call 0: prompt 64, completion separator 1 + 652 generated = 653; kept 64 + 1 + (485 + 10) = 560
     # root call 1: prompt 560 + join 305 = 865, completion 531 (context ends with "\n": no separator)
-    # child 0: prompt 78, completion 1 + 313 = 314;  child 1: prompt 78, completion 1 + 249 = 250
+    # child 0: prompt 78, completion 1 + 313;  child 1: prompt 78, completion 1 + 249
     assert ep.metrics == Metrics(
-        total_tokens=653 + 531 + 314 + 250,  # 1748
-        prefill_tokens=64 + 305 + 78 + 78,  # 525
-        paper_total_tokens=1748 + 525,
-        critical_path_tokens=653 + max(314, 250) + 531,  # 1498
-        longest_thread_tokens=653 + 531,  # 1184, the root
-        max_context_tokens=865 + 531,  # 1396, the resumed root
+        total_tokens=652 + 531 + 313 + 249,  # 1745
+        prefill_tokens=64 + 305 + 78 + 78 + 3,  # 528: prompts, the join block, 3 separators
+        paper_total_tokens=1745 + 528,
+        critical_path_tokens=652 + max(313, 249) + 531,  # 1496
+        longest_thread_tokens=652 + 531,  # 1183, the root
+        max_context_tokens=865 + 531,  # 1396, the resumed root (separators are context)
         num_threads=3,
         num_spawns=1,
         depth=1,
@@ -151,9 +154,9 @@ def test_single_serial_thread_critical_path_equals_total(char_tok):
     ep = Episode(P, "serial", tokenizer=char_tok)
     ep.act(0, "x" * 40)
     m = ep.metrics
-    # serial prompt "Current State: 10:[1, 4, 6, 8], Operations: []" = 46; completion "\n" + 40 = 41
-    assert (m.total_tokens, m.critical_path_tokens, m.longest_thread_tokens) == (41, 41, 41)
-    assert (m.prefill_tokens, m.max_context_tokens, m.num_threads, m.num_spawns, m.depth) == (46, 87, 1, 0, 0)
+    # serial prompt "Current State: 10:[1, 4, 6, 8], Operations: []" = 46; completion separator + 40 = 41
+    assert (m.total_tokens, m.critical_path_tokens, m.longest_thread_tokens) == (40, 40, 40)
+    assert (m.prefill_tokens, m.max_context_tokens, m.num_threads, m.num_spawns, m.depth) == (47, 87, 1, 0, 0)
 
 
 def test_chain_of_single_children_has_critical_path_equal_to_total(char_tok):
@@ -172,25 +175,25 @@ def test_chain_of_single_children_has_critical_path_equal_to_total(char_tok):
 
 def test_star_of_equal_children_has_critical_path_of_one_child(char_tok):
     ep = Episode(P, "apr", tokenizer=char_tok)
-    ep.act(0, Spawn(("0", "0", "0", "0")))  # "\n" + block 50 + 4*50 = 251
+    ep.act(0, Spawn(("0", "0", "0", "0")))  # separator + block 50 + 4*50: 250 generated
     for tid in (1, 2, 3, 4):
-        ep.act(tid, "y" * 99)  # "\n" + 99 = 100 each
+        ep.act(tid, "y" * 99)  # separator + 99: 99 each
     ep.act(0, "done")  # context ends with "\n": 4
     m = ep.metrics
-    assert m.total_tokens == 251 + 4 + 4 * 100
-    assert m.critical_path_tokens == 251 + 4 + 100
+    assert m.total_tokens == 250 + 4 + 4 * 99
+    assert m.critical_path_tokens == 250 + 4 + 99
 
 
 def test_rejected_children_are_counted_and_add_no_tokens(char_tok):
     ep = Episode(P, "apr", limits=Limits(max_children_per_spawn=2), tokenizer=char_tok)
-    ep.act(0, Spawn(("0", "0", "0", "0", "0")))  # "\n" + 50 + 5*50 = 301; 2 created, 3 rejected
-    ep.act(1, "q" * 9)  # 10
-    ep.act(2, "q" * 19)  # 20
+    ep.act(0, Spawn(("0", "0", "0", "0", "0")))  # separator + 50 + 5*50: 300; 2 created, 3 rejected
+    ep.act(1, "q" * 9)  # separator + 9
+    ep.act(2, "q" * 19)  # separator + 19
     ep.act(0, "end")  # 3
     m = ep.metrics
     assert (m.num_threads, m.rejected_children, m.num_spawns) == (3, 3, 1)
-    assert m.total_tokens == 301 + 10 + 20 + 3
-    assert m.critical_path_tokens == 301 + 20 + 3
+    assert m.total_tokens == 300 + 9 + 19 + 3
+    assert m.critical_path_tokens == 300 + 19 + 3
 
 
 def test_false_claim_is_counted(char_tok):
@@ -219,13 +222,67 @@ def test_text_then_token_ids_in_one_call_counts_every_token(char_tok):
     # BUG (episode.py `_append`): after a text chunk, an id chunk starts `completion_ids` with only its own
     # ids; the next id chunk then counts `len(completion_ids)` as all tokens so far and loses the text's.
     ep = Episode(P, "apr", tokenizer=char_tok)
-    ep.act(0, Text("abc", partial=True))  # "\n" + "abc" = 4 tokens
+    ep.act(0, Text("abc", partial=True))  # separator (prefill) + "abc" = 3 generated tokens
     ep.act(0, Text("d", token_ids=(100,), partial=True))  # 1
     ep.act(0, Text("e", token_ids=(101,)))  # 1
     assert ep.threads[0].calls[0].completion == "\nabcde"
-    assert ep.metrics.total_tokens == 4 + 1 + 1
+    assert (ep.metrics.total_tokens, ep.metrics.prefill_tokens) == (3 + 1 + 1, 64 + 1)
 
 
 def test_metrics_to_dict_lists_every_metric(nested):
     d = nested.metrics.to_dict()
     assert d == NESTED_EXPECTED
+
+
+# --------------------------------------------------------------------------------------
+# Edge cases of the accounting: runtime-inserted separators, spawns that name no child
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "action,generated,separators",
+    [("No solution found.\n", 2, 1), ("\nNo solution found.\n", 3, 0)],
+    ids=["separator_inserted", "newline_written_by_the_policy"],
+)
+def test_the_separator_the_episode_inserts_is_prefill_not_generated(action, generated, separators):
+    ep = Episode(P, "apr")  # the Countdown tokenizer: "No solution found.\n" is 2 tokens, "\n" one
+    ep.act(0, action)
+    prompt = ep.tokenizer.count(ep.threads[0].calls[0].prompt)
+    m = ep.metrics
+    assert ep.observation(0).endswith(":[1, 4, 6, 8], Operations: []\nNo solution found.\n")
+    assert (m.total_tokens, m.critical_path_tokens, m.longest_thread_tokens) == (generated,) * 3
+    assert m.prefill_tokens == prompt + separators
+    assert m.max_context_tokens == prompt + 3  # the separator is context either way
+    assert ep.summary()["tree"][0]["generated_tokens"] == generated
+
+
+def test_separators_do_not_count_against_the_generated_token_budget(char_tok):
+    ep = Episode(P, "serial", limits=Limits(max_total_tokens=40), tokenizer=char_tok)
+    ep.act(0, "x" * 40)  # separator + 40 generated: within the budget
+    assert ep.outcome != "token_budget" and not ep.truncated
+    assert ep.metrics.total_tokens == 40
+
+
+def test_a_separator_cut_off_by_the_window_is_not_counted(char_tok):
+    ep = Episode(P, "apr", limits=Limits(context_window=64 + 5), tokenizer=char_tok)  # prompt 64
+    ep.act(0, Text("abcd", partial=True))  # separator + 4: the window is full
+    ep.act(0, "x")  # its separator does not fit: nothing is added and the root fails
+    m = ep.metrics
+    assert ep.outcome == "context_window" and ep.threads[0].calls[0].completion == "\nabcd"
+    assert (m.total_tokens, m.prefill_tokens, m.max_context_tokens) == (4, 64 + 1, 69)
+
+
+def test_a_spawn_request_naming_no_child_is_not_a_spawn(char_tok):
+    ep = Episode(P, "apr", tokenizer=char_tok)
+    assert ep.act(0, "<Calling Sub Searches>\n<End Calling Sub Searches>") == "spawn"  # empty join
+    assert (0, "empty_spawn") in ep.format_errors
+    assert ep.metrics.num_spawns == 0
+    ep.act(0, Spawn(("0",)))
+    assert ep.metrics.num_spawns == 1
+
+
+def test_a_spawn_whose_children_were_all_rejected_is_a_spawn(char_tok):
+    ep = Episode(P, "apr", limits=Limits(max_threads=1), tokenizer=char_tok)
+    ep.act(0, Spawn(("0", "0")))  # both refused (max_threads): they join as no solution
+    m = ep.metrics
+    assert (m.num_threads, m.rejected_children, m.num_spawns) == (1, 2, 1)

@@ -1,7 +1,8 @@
 """Specification of ``apr_env.parallel_env()`` (`apr_env.envs.parallel_env.APRCountdownParallelEnv`).
 
-Covers: PettingZoo's `parallel_api_test` (random text actions, and a sampler that spawns
-at every turn so agents come and go); agents ``t0..t{K-1}``; children joining ``agents``
+Covers: PettingZoo's own checks: `parallel_api_test` (random text actions, and a sampler
+that spawns at every turn so agents come and go), `api_test` through `parallel_to_aec`,
+`parallel_seed_test`, `seed_test` and `render_test` ('human' and 'ansi'); agents ``t0..t{K-1}``; children joining ``agents``
 in the step that spawns them; the ``waiting`` flag and the ignored action of a waiting
 parent; finished threads leaving for good; ids never reused; the team reward and the
 episode summary in the final step; truncation by a limit; seeding and rendering; and a
@@ -17,10 +18,12 @@ import warnings
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pettingzoo.test import parallel_api_test
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test, seed_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 import apr_env
 from apr_env import Problem
+from apr_env.render import render_tree
 
 P = Problem(10, (1, 4, 6, 8))
 SPAWN2 = (
@@ -60,6 +63,49 @@ def test_parallel_api_test_passes_while_agents_spawn_and_finish():
         for _ in range(5):
             parallel_api_test(env, num_cycles=200)
     assert max(peak) >= 5  # trees of several threads were exercised
+
+
+def _aec(render_mode=None, **kwargs):
+    return parallel_to_aec(_make(render_mode=render_mode, **kwargs))
+
+
+# PettingZoo's AEC api_test warns about what this env is by design: text observations and actions
+# (not NumPy arrays, not Box or Discrete spaces) and thread ids t0..t{K-1} (it recommends "name_0").
+TEXT_ENV_SOFT_WARNINGS = [
+    "ignore:Observation is not a NumPy array",
+    "ignore:Observation space for each agent probably should be",
+    "ignore:Action space for each agent probably should be",
+    "ignore:We recommend agents to be named",
+]
+
+
+@pytest.mark.parametrize("protocol", ["apr", "serial", "broadcast"])
+def test_pettingzoo_api_test_passes_through_parallel_to_aec(protocol):
+    with warnings.catch_warnings():
+        for spec in TEXT_ENV_SOFT_WARNINGS:
+            warnings.filterwarnings(*spec.split(":", 1))
+        api_test(_aec(protocol=protocol), num_cycles=100)
+
+
+def test_pettingzoo_seed_tests_pass_for_the_parallel_and_the_aec_env():
+    parallel_seed_test(_make, num_cycles=50)
+    seed_test(_aec, num_cycles=50)
+
+
+def test_pettingzoo_render_test_passes_in_human_and_ansi_modes(capsys):
+    render_test(_aec)
+    assert "episode: target" in capsys.readouterr().out  # 'human' printed the tree
+
+
+def test_render_human_prints_the_tree_after_reset_and_each_step_and_returns_none(capsys):
+    env = _make(render_mode="human")
+    env.reset(options={"problem": P})
+    assert capsys.readouterr().out == render_tree(env.episode)
+    env.step({"t0": SPAWN2})
+    after_spawn = capsys.readouterr().out
+    assert "t2 #" in after_spawn and after_spawn == render_tree(env.episode)
+    assert env.render() is None
+    assert capsys.readouterr().out == after_spawn
 
 
 def test_possible_agents_are_bounded_by_max_threads_and_spaces_are_cached():

@@ -74,12 +74,12 @@ def _play_example(ex, tokenizer, reward=None):
 
 
 def test_worked_example_reward_by_hand(worked_example, char_tok):
-    # critical path 1498 of 1748 tokens (see test_metrics): 1 - 1498/1748 = 250/1748 < 0.2
+    # critical path 1496 of 1745 generated tokens (see test_metrics): 1 - 1496/1745 = 249/1745 < 0.2
     ep = _play_example(worked_example, char_tok)
     r = ep.reward()
     assert r["correct"] == 1.0
-    assert r["parallel_bonus"] == pytest.approx(0.5 * 250 / 1748)
-    assert r["reward"] == pytest.approx(1 + 0.5 * 250 / 1748)
+    assert r["parallel_bonus"] == pytest.approx(0.5 * 249 / 1745)
+    assert r["reward"] == pytest.approx(1 + 0.5 * 249 / 1745)
 
 
 def test_worked_example_binary_reward_is_one(worked_example, char_tok):
@@ -108,10 +108,10 @@ def test_gym_final_info_carries_reward_components(worked_example, char_tok):
     env = gym.make("APRCountdown-v0", tokenizer=char_tok)
     rewards, r, term, info = _gym_play(env, worked_example)
     assert rewards == [0.0, 0.0, 0.0] and term
-    assert r == pytest.approx(1 + 0.5 * 250 / 1748)
+    assert r == pytest.approx(1 + 0.5 * 249 / 1745)
     assert info["reward"] == r
     assert info["reward_correct"] == 1.0
-    assert info["reward_parallel_bonus"] == pytest.approx(0.5 * 250 / 1748)
+    assert info["reward_parallel_bonus"] == pytest.approx(0.5 * 249 / 1745)
     assert info["reward_format_penalty"] == 0.0
 
 

@@ -17,6 +17,7 @@ The fake backend continues the prompt by counting: each new token is the previou
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,7 +73,7 @@ class FakeBackend(Backend):
             self.update_weights_from_disk = self._reload
 
     def _reload(self, path: str) -> None:
-        if path == "/missing":
+        if not os.path.isdir(path):
             raise FileNotFoundError(path)
         self.reloaded.append(path)
 
@@ -125,8 +126,14 @@ def backend():
 
 
 @pytest.fixture
-def server(backend):
-    with serve(backend) as running:
+def weights(tmp_path):
+    (tmp_path / "step-2").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def server(backend, weights):
+    with serve(backend, weights_dir=str(weights)) as running:
         yield running
 
 
@@ -209,25 +216,49 @@ def test_text_prompts_without_a_tokenizer_are_refused():
 
 
 BAD_GENERATE = [
-    ("{not json", "body is not valid JSON"),
-    ("[1, 2]", "the body must be a JSON object"),
+    ("{not json", "the body: Invalid JSON"),
+    ("[1, 2]", "the body: Input should be an object"),
     ("{}", "give exactly one of 'input_ids' or 'text'"),
     ('{"input_ids": [1], "text": "t1"}', "give exactly one of 'input_ids' or 'text'"),
-    ('{"input_ids": []}', "input_ids must be a non-empty list of ints"),
-    ('{"input_ids": [1, "2"]}', "input_ids must be a non-empty list of ints"),
-    ('{"input_ids": [1], "sampling_params": {"temperature": "hot"}}', "temperature must be a finite number"),
-    ('{"input_ids": [1], "sampling_params": {"max_new_tokens": 2.5}}', "max_new_tokens must be an integer"),
-    ('{"input_ids": [1], "sampling_params": {"top_p": 0}}', "top_p must be in (0, 1]"),
-    ('{"input_ids": [1], "sampling_params": {"max_new_tokens": -1}}', "max_new_tokens must be >= 0"),
+    ('{"input_ids": []}', "input_ids: List should have at least 1 item"),
+    ('{"input_ids": [1, "2"]}', 'input_ids.1: Input should be a valid integer (got "2")'),
+    ('{"input_ids": [-1]}', "input_ids.0: Input should be greater than or equal to 0"),
     (
-        '{"input_ids": [1], "sampling_params": {"beam_width": 4}}',
-        "unsupported sampling_params ['beam_width']",
+        '{"input_ids": [1], "sampling_params": {"temperature": "hot"}}',
+        "sampling_params.temperature: Input should be a valid number",
     ),
-    ('{"input_ids": [1], "sampling_params": {"n": 2}}', "sampling_params.n must be 1"),
-    ('{"input_ids": [1], "sampling_params": {"stop": [1]}}', "stop must be a string or a list of strings"),
+    ('{"input_ids": [1], "sampling_params": {"temperature": NaN}}', "sampling_params.temperature"),
+    (
+        '{"input_ids": [1], "sampling_params": {"max_new_tokens": 2.5}}',
+        "sampling_params.max_new_tokens: Input should be a valid integer",
+    ),
+    (
+        '{"input_ids": [1], "sampling_params": {"top_p": 0}}',
+        "sampling_params.top_p: Input should be greater than 0",
+    ),
+    (
+        '{"input_ids": [1], "sampling_params": {"max_new_tokens": -1}}',
+        "sampling_params.max_new_tokens: Input should be greater than or equal to 0",
+    ),
+    ('{"input_ids": [1], "sampling_params": {"beam_size": 4}}', "unsupported sampling_params ['beam_size']"),
+    ('{"input_ids": [1], "sampling_params": {"n": 2}}', "unsupported sampling_params ['n'] (got {'n': 2})"),
+    ('{"input_ids": [1], "sampling_params": {"regex": "a+"}}', "unsupported sampling_params ['regex']"),
+    (
+        '{"input_ids": [1], "sampling_params": {"frequency_penalty": 0.5, "min_p": 0.1}}',
+        "unsupported sampling_params ['frequency_penalty', 'min_p']",
+    ),
+    (
+        '{"input_ids": [1], "sampling_params": {"ignore_eos": true}}',
+        "unsupported sampling_params ['ignore_eos']",
+    ),
+    (
+        '{"input_ids": [1], "sampling_params": {"sampling_seed": 1180591620717411303424}}',
+        "sampling_params.sampling_seed",
+    ),
+    ('{"input_ids": [1], "sampling_params": {"stop": [1]}}', "sampling_params.stop"),
     (
         '{"input_ids": [1], "sampling_params": {"stop_token_ids": "2"}}',
-        "stop_token_ids must be a list of token ids",
+        "sampling_params.stop_token_ids: Input should be a valid array",
     ),
     (
         '{"input_ids": [1], "sampling_params": [{}, {}]}',
@@ -237,12 +268,20 @@ BAD_GENERATE = [
         '{"input_ids": [[1], [2]], "return_logprob": [true]}',
         "return_logprob is a list of 1 but the request has 2",
     ),
-    ('{"input_ids": [1], "return_logprob": "yes"}', "return_logprob must be true or false"),
+    ('{"input_ids": [1], "return_logprob": "yes"}', "return_logprob: Input should be a valid boolean"),
+    (
+        '{"input_ids": [1], "logprob_start_len": 0, "return_logprob": true}',
+        "logprob_start_len needs prompt logprobs",
+    ),
+    ('{"input_ids": [1], "stream": true, "text": null, "rid": ["a", "b"]}', "rid is a list of 2"),
+    ("[" * 100_000 + "]" * 100_000, "the body: "),
 ]
 
 
 @pytest.mark.parametrize(
-    ("raw", "message"), BAD_GENERATE, ids=[m.split(" ")[0] + str(i) for i, (_, m) in enumerate(BAD_GENERATE)]
+    ("raw", "message"),
+    BAD_GENERATE,
+    ids=[m.split(" ")[0][:20] + str(i) for i, (_, m) in enumerate(BAD_GENERATE)],
 )
 def test_bad_generate_requests_get_a_400_json_error(client, raw, message):
     response = client.post("/generate", content=raw, headers={"Content-Type": "application/json"})
@@ -256,19 +295,39 @@ def test_the_server_keeps_serving_after_a_bad_request(client):
     assert client.post("/generate", json={"input_ids": [1], "sampling_params": GREEDY}).status_code == 200
 
 
-def test_a_post_without_content_length_is_a_400(server):
+def test_a_chunked_post_without_content_length_is_read_and_answered(server):
     with httpx.Client() as c:
-        request = c.build_request("POST", server.url + "/generate", content=iter([b'{"input_ids": [1]}']))
+        request = c.build_request(
+            "POST", server.url + "/generate", content=iter([b'{"input_ids": [1]', b"}"])
+        )
         response = c.send(request)
-    assert response.status_code == 400 and "Content-Length" in response.json()["message"]
+    assert response.status_code == 200 and response.json()["output_ids"][:2] == [2, 3]
 
 
-@pytest.mark.parametrize("length", ["-5", "abc", str(10**12)], ids=["negative", "not-a-number", "huge"])
-def test_a_bad_content_length_is_a_400_not_a_hang(server, length):
+@pytest.mark.parametrize("length", ["-5", "abc"], ids=["negative", "not-a-number"])
+def test_a_malformed_content_length_is_a_400_not_a_hang(server, length):
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(f"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
         reply = sock.recv(65536).decode()
-    assert reply.startswith("HTTP/1.1 400") and "Content-Length" in reply
+    assert reply.startswith("HTTP/1.1 400")
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(server):
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(f"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Length: {10**12}\r\n\r\n".encode())
+        reply = b""
+        while b"}" not in reply:
+            reply += sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413") and b"over the limit" in reply
+
+
+def test_a_chunked_body_over_the_limit_is_a_413():
+    backend = FakeBackend()
+    with serve(backend, max_body_bytes=1000) as server, httpx.Client() as c:
+        chunks = iter([b'{"input_ids": [', *([b"1, "] * 600), b"1]}"])
+        response = c.send(c.build_request("POST", server.url + "/generate", content=chunks))
+    backend.close()
+    assert response.status_code == 413 and "over the limit of 1000 bytes" in response.json()["message"]
 
 
 def test_backend_failures_are_a_500_and_do_not_stop_the_server():
@@ -287,7 +346,16 @@ def test_unknown_routes_are_404_and_wrong_methods_405(client):
     missing = client.get("/nope")
     wrong = client.get("/generate")
     assert missing.status_code == 404 and "/nope" in missing.json()["message"]
-    assert wrong.status_code == 405 and "use POST" in wrong.json()["message"]
+    assert wrong.status_code == 405 and "use POST or PUT" in wrong.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", "/v1/completions"), ("DELETE", "/generate"), ("OPTIONS", "/generate"), ("POST", "/health")],
+)
+def test_other_methods_are_a_405_json_error(client, method, path):
+    response = client.request(method, path)
+    assert response.status_code == 405 and response.json()["code"] == 405
 
 
 # ---------------------------------------------------------------- concurrency
@@ -363,15 +431,17 @@ def test_completions_with_several_prompts_gives_one_choice_each_in_order(client)
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"max_tokens": 2}, "missing required field 'prompt'"),
-        ({"prompt": [1], "n": 2}, "only n=1 and stream=false"),
-        ({"prompt": [1], "stream": True}, "only n=1 and stream=false"),
-        ({"prompt": [1], "echo": True}, "echo=True is not supported"),
-        ({"prompt": [1], "logprobs": -1}, "logprobs must be a non-negative integer"),
-        ({"prompt": [], "max_tokens": 1}, "prompt must be text, a non-empty list of token ids"),
-        ({"prompt": [1], "temperature": -1}, "temperature must be >= 0"),
+        ({"max_tokens": 2}, "prompt: Field required"),
+        ({"prompt": [1], "n": 2}, "n: Input should be 1"),
+        ({"prompt": [1], "stream": True, "logprobs": 1}, "stream=true takes a single prompt and no logprobs"),
+        ({"prompt": [1], "echo": True}, "echo: Input should be False"),
+        ({"prompt": [1], "frequency_penalty": 0.5}, "frequency_penalty: Input should be 0"),
+        ({"prompt": [1], "logprobs": -1}, "logprobs: Input should be greater than or equal to 0"),
+        ({"prompt": [], "max_tokens": 1}, "prompt: "),
+        ({"prompt": [1], "temperature": -1}, "temperature: Input should be greater than or equal to 0"),
+        ({"prompt": [1], "seed": 2**70}, "seed: Input should be less than or equal to"),
     ],
-    ids=["no-prompt", "n", "stream", "echo", "logprobs", "empty", "temperature"],
+    ids=["no-prompt", "n", "stream-logprobs", "echo", "penalty", "logprobs", "empty", "temperature", "seed"],
 )
 def test_bad_completions_requests_get_a_400(client, body, message):
     response = client.post("/v1/completions", json=body)
@@ -399,17 +469,33 @@ def test_flush_cache_calls_the_backend(client, backend):
     assert backend.flushed == 1
 
 
-def test_update_weights_from_disk_calls_the_backend_and_updates_model_info(client, backend):
-    response = client.post("/update_weights_from_disk", json={"model_path": "/ckpt/step-2"})
+def test_update_weights_from_disk_calls_the_backend_and_updates_model_info(client, backend, weights):
+    response = client.post("/update_weights_from_disk", json={"model_path": str(weights / "step-2")})
     assert response.status_code == 200 and response.json()["success"] is True
-    assert backend.reloaded == ["/ckpt/step-2"]
-    assert client.get("/get_model_info").json()["model_path"] == "/ckpt/step-2"
+    assert backend.reloaded == [str(weights / "step-2")]
+    assert client.get("/model_info").json()["model_path"] == str(weights / "step-2")
+    relative = client.post("/update_weights_from_disk", json={"model_path": "step-2"})
+    assert relative.status_code == 200 and backend.reloaded[-1] == str(weights / "step-2")
 
 
-def test_update_weights_failure_is_a_400_with_success_false(client):
-    response = client.post("/update_weights_from_disk", json={"model_path": "/missing"})
+def test_update_weights_failure_is_a_400_with_success_false(client, weights):
+    response = client.post("/update_weights_from_disk", json={"model_path": str(weights / "missing")})
     assert response.status_code == 400
-    assert response.json()["success"] is False and "/missing" in response.json()["message"]
+    assert response.json()["success"] is False and "missing" in response.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/etc", "../..", "step-2/../../"])
+def test_update_weights_loads_only_from_under_the_weights_dir(client, backend, path):
+    response = client.post("/update_weights_from_disk", json={"model_path": path})
+    assert response.status_code == 400 and "is not under the weights folder" in response.json()["message"]
+    assert backend.reloaded == []
+
+
+def test_update_weights_is_off_without_a_weights_dir(backend):
+    with serve(backend) as server:
+        response = httpx.post(server.url + "/update_weights_from_disk", json={"model_path": "/x"}, timeout=5)
+    assert response.status_code == 400 and "--weights-dir" in response.json()["message"]
+    assert backend.reloaded == []
 
 
 def test_update_weights_needs_a_model_path(client):
@@ -419,22 +505,29 @@ def test_update_weights_needs_a_model_path(client):
 
 def test_update_weights_on_a_backend_without_support_is_a_400_saying_so():
     backend = FakeBackend()
-    with serve(backend) as server:
-        response = httpx.post(server.url + "/update_weights_from_disk", json={"model_path": "/x"}, timeout=5)
+    with serve(backend, weights_dir="/tmp") as server:
+        response = httpx.post(
+            server.url + "/update_weights_from_disk", json={"model_path": "/tmp"}, timeout=5
+        )
     backend.close()
     assert response.status_code == 400
     assert "FakeBackend cannot reload weights" in response.json()["message"]
 
 
-def test_model_info_and_models_describe_the_backend(client):
+def test_model_info_server_info_and_models_describe_the_backend(client):
     info = client.get("/get_model_info").json()
+    assert info == client.get("/model_info").json()
     assert info == {
         "model_path": "fake-model",
+        "served_model_name": "fake-model",
         "tokenizer_path": "fake-tokenizer",
         "is_generation": True,
         "context_length": 512,
     }
-    assert client.get("/v1/models").json()["data"][0]["id"] == "fake-model"
+    assert client.get("/server_info").json()["context_length"] == 512
+    assert client.get("/get_server_info").json()["max_running_requests"] == 256
+    card = client.get("/v1/models").json()["data"][0]
+    assert (card["id"], card["max_model_len"]) == ("fake-model", 512)
 
 
 # ---------------------------------------------------------------- lifecycle and command line
@@ -452,8 +545,8 @@ def test_serve_on_port_zero_picks_a_free_port_and_shutdown_closes_it(backend):
 def test_add_arguments_makes_the_serve_flags_from_the_config():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    config = config_from_args(parser.parse_args(["--model", "m", "--port", "0"]))
-    assert config == ServeConfig(model="m", host="127.0.0.1", port=0)
+    config = config_from_args(parser.parse_args(["--model", "m", "--port", "0", "--api-key", "k"]))
+    assert config == ServeConfig(model="m", host="127.0.0.1", port=0, api_key="k")
     assert "transformers model folder" in parser.format_help()
 
 

@@ -202,8 +202,10 @@ def fake():
 
 
 @pytest.fixture
-def local(fake):
-    with serve(fake) as server:
+def local(fake, tmp_path):
+    (tmp_path / "ckpt-7").mkdir()
+    with serve(fake, weights_dir=str(tmp_path)) as server:
+        server.weights = tmp_path
         yield server
 
 
@@ -236,16 +238,17 @@ def test_admin_routes_through_the_local_server(local, fake):
     with SGLangBackend(local.url, policy=FAST) as backend:
         assert backend.health() and backend.health(generate=True)
         backend.flush_cache()
-        answers = backend.update_weights_from_disk("/ckpt/7")
+        answers = backend.update_weights_from_disk(str(local.weights / "ckpt-7"))
         info = backend.get_model_info()
-    assert fake.flushed == 1 and fake.reloaded == ["/ckpt/7"] and answers[0]["success"] is True
-    assert info["model_path"] == "/ckpt/7"
+    ckpt = str(local.weights / "ckpt-7")
+    assert fake.flushed == 1 and fake.reloaded == [ckpt] and answers[0]["success"] is True
+    assert info["model_path"] == ckpt
 
 
 def test_a_refused_weight_update_raises_with_the_servers_message(local):
     with SGLangBackend(local.url, policy=FAST) as backend, pytest.raises(BackendStatusError) as info:
-        backend.update_weights_from_disk("/missing")
-    assert info.value.status == 400 and "/missing" in info.value.body
+        backend.update_weights_from_disk(str(local.weights / "missing"))
+    assert info.value.status == 400 and "missing" in info.value.body
 
 
 def test_submit_after_close_fails_with_a_backend_error(local):
@@ -447,3 +450,31 @@ def test_wait_until_ready_gives_up_at_the_deadline(sleeper, tmp_path):
         wait_until_ready(
             f"http://127.0.0.1:{port}", sleeper, timeout_s=0, log_path=tmp_path / "log", sleep=lambda s: None
         )
+
+
+class _AbortRecorder(FakeBackend):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.aborted: list[str] = []
+
+    def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+
+def test_abort_names_the_request_to_the_server_with_the_rid_its_generate_sent():
+    fake = _AbortRecorder(tokenizer=FakeTokenizer())
+    seen: list[GenerationRequest] = []
+    submit = fake.submit
+    fake.submit = lambda request: (seen.append(request), submit(request))[1]
+    with serve(fake) as server, SGLangBackend(server.url, policy=FAST) as backend:
+        request = greedy([5], n=2)
+        backend.generate([request])
+        backend.abort(request.request_id)
+    fake.close()
+    assert [r.request_id for r in seen] == fake.aborted  # the server's id for it, both times
+    assert fake.aborted[0].endswith(request.request_id) and fake.aborted[0] != request.request_id
+
+
+def test_two_clients_never_share_a_server_side_request_id():
+    with SGLangBackend("http://127.0.0.1:9") as a, SGLangBackend("http://127.0.0.1:9") as b:
+        assert a._rid("req-1") != b._rid("req-1")

@@ -198,7 +198,7 @@ def test_cli_data_traces_bench_show_and_eval_smoke(tmp_path, capsys):
         for name in (
             "fig4a_accuracy_vs_total_tokens.png",
             "fig4b_cumulative_accuracy_vs_context.png",
-            "fig6_accuracy_vs_critical_path.png",
+            "fig6_accuracy_vs_critical_path_tokens.png",
         )
     )
     assert cli(["show", "--protocol", "apr", "--index", "2", "--out", str(tmp_path / "ep.png")]) == 0

@@ -5,7 +5,9 @@ round trips (golden official traces, hypothesis texts built from grammar lines, 
 the trace alphabet), <unk> outside it, counting, the append-only shipped snapshot, loading
 the saved folder with transformers, and `load_tokenizer` for folders, files and objects.
 
-The snapshot ``apr_env/data/countdown_tokenizer.json`` is rewritten after appending tokens with
+The snapshot ``apr_env/data/countdown_tokenizer.json`` must hold exactly the built vocabulary
+(every token string and id) and segment the golden traces alike; it is rewritten after appending
+tokens with
 ``python -c "from apr_env.tokenizer import build_backend; build_backend().save('apr_env/data/countdown_tokenizer.json')"``.
 """
 
@@ -171,12 +173,43 @@ def test_build_is_deterministic():
     assert build_backend().to_str() == build_backend().to_str()
 
 
-def test_build_keeps_every_id_of_the_shipped_snapshot(tok):
+REFRESH = (
+    'python -c "from apr_env.tokenizer import build_backend; '
+    "build_backend().save('apr_env/data/countdown_tokenizer.json')\""
+)
+
+
+def vocabulary_drift(shipped: dict[str, int], built: dict[str, int]) -> dict[str, tuple]:
+    """Tokens whose id differs between two vocabularies: token -> (snapshot id, built id), None if absent."""
+    return {
+        token: (shipped.get(token), built.get(token))
+        for token in sorted(shipped.keys() | built.keys())
+        if shipped.get(token) != built.get(token)
+    }
+
+
+def test_built_vocabulary_equals_the_shipped_snapshot(tok):
     shipped = Tokenizer.from_file(str(SNAPSHOT)).get_vocab(with_added_tokens=True)
     built = tok.backend.get_vocab(with_added_tokens=True)
-    changed = {token: (i, built.get(token)) for token, i in shipped.items() if built.get(token) != i}
-    assert not changed, f"token ids changed (snapshot id, built id): {changed}; only append new tokens"
-    assert len(shipped) == 183
+    drift = vocabulary_drift(shipped, built)
+    assert not drift, (
+        f"the built vocabulary differs from {SNAPSHOT.name} (token: (snapshot id, built id)): {drift}. "
+        "Shipped ids must never change: only append new tokens, then refresh the snapshot from the "
+        f"repository root with {REFRESH}"
+    )
+
+
+def test_vocabulary_drift_names_changed_added_and_removed_tokens():
+    shipped = {"<pad>": 0, "a": 1, "b": 2}
+    built = {"<pad>": 0, "a": 2, "c": 3}
+    assert vocabulary_drift(shipped, built) == {"a": (1, 2), "b": (2, None), "c": (None, 3)}
+
+
+def test_snapshot_segments_the_golden_traces_like_the_build(tok):
+    snapshot = Tokenizer.from_file(str(SNAPSHOT))
+    assert [e.ids for e in snapshot.encode_batch(GOLDEN_TEXTS, add_special_tokens=False)] == tok.encode_batch(
+        GOLDEN_TEXTS
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tiny_models import (
 )
 
 from runtime.backends.base import BackendError, GenerationRequest, SamplingParams
+from runtime.backends.kv_slots import SlotKVCache, cache_kwargs
 from runtime.backends.sampling import filter_logits
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig
 
@@ -434,3 +435,16 @@ def test_a_cancelled_waiting_request_is_skipped(model, tokenizer):
 def test_config_rejects_out_of_range_values_with_the_value_in_the_message(field, value, message):
     with pytest.raises(ValueError, match=message):
         TransformersBackendConfig(**{field: value})
+
+
+# ---- the cache keyword ----------------------------------------------------------------------------------
+
+
+def test_cache_goes_to_the_forward_under_the_name_it_declares(model):
+    cache = SlotKVCache(num_slots=1, max_len=8)
+
+    class OldForward:  # transformers before the rename: only past_key_values
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs): ...
+
+    assert cache_kwargs(model, cache) == {"cache": cache}
+    assert cache_kwargs(OldForward(), cache) == {"past_key_values": cache}

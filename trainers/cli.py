@@ -1,9 +1,12 @@
-"""`apr-env data ...`: the trainers' commands (registered through the `apr_env.commands`
-entry point).
+"""`apr-env data ...`, `apr-env train ...`: the trainers' commands (registered through the
+`apr_env.commands` entry point).
 
     apr-env data problems --n 1000 --seed 0 --out data/problems.json
     apr-env data traces --protocol apr --n 10000 --workers 2 --out data/apr     # SFT data
     apr-env data traces --n 1000 --token-stats path/to/llama-2-tokenizer
+    apr-env train grpo --model ckpt/sft --problems data/train.json --group-size 5 --steps 150 --out runs/grpo
+    apr-env train grpo --model ckpt/sft --problems data/train.json --steps 150 --out runs/grpo --resume
+    apr-env train ppo --total-timesteps 30000 --out runs/ppo   # MaskablePPO on APRCountdownMacro-v0
     apr-env model init --preset small --out runs/small-init --seed 0
     apr-env model info runs/small-init
     apr-env train sft --preset small --protocol apr --minutes 10 --out runs/sft-small
@@ -12,7 +15,11 @@ entry point).
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import ast
+import inspect
+import json
+from dataclasses import MISSING, fields
+from itertools import pairwise
 from pathlib import Path
 
 
@@ -42,6 +49,47 @@ def cmd_data_traces(args: argparse.Namespace) -> int:
     solved = sum(bool(r["solved"]) for r in records)
     print(f"wrote {len(records)} {args.protocol} traces ({solved} solved) to {traces} and segments to {segs}")
     return 0
+
+
+def cmd_train_ppo(args: argparse.Namespace) -> int:
+    from trainers.ppo import train_ppo
+    from trainers.ppo_config import PPOConfig
+
+    names = {f.name for f in fields(PPOConfig)}
+    train_ppo(PPOConfig(**{k: v for k, v in vars(args).items() if k in names}))
+    return 0
+
+
+def _register_ppo(train: argparse._SubParsersAction) -> None:
+    """`apr-env train ppo`: one flag per `PPOConfig` field, its doc line as help."""
+    import ast
+    import inspect
+
+    from trainers import ppo_config
+
+    docs = {}  # field name -> the docstring literal below it (the config's only doc source)
+    tree = ast.parse(inspect.getsource(ppo_config.PPOConfig))
+    body = tree.body[0].body
+    for node, nxt in pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = nxt.value.value
+    p = train.add_parser("ppo", help="MaskablePPO on APRCountdownMacro-v0 (learn when to spawn)")
+    for f in fields(ppo_config.PPOConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=docs.get(f.name)
+            )
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=default, help=docs.get(f.name))
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=docs.get(f.name))
+    p.set_defaults(func=cmd_train_ppo)
 
 
 def cmd_model_init(args: argparse.Namespace) -> int:
@@ -150,7 +198,69 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("path")
     d.set_defaults(func=cmd_model_info)
 
-    train = sub.add_parser("train", help="train a policy").add_subparsers(
-        dest="trainer", required=True, metavar="TRAINER"
-    )
+    train = sub.add_parser(
+        "train", help="train a model or a policy (SFT on solver traces, GRPO on spawn trees, MaskablePPO)"
+    ).add_subparsers(dest="trainer", required=True, metavar="TRAINER")
     _register_sft(train)
+    _register_grpo(train)
+    _register_ppo(train)
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """The doc line under each field of a config dataclass (its only doc source; CLI help reuses it)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for node, after in pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per dataclass field: ``--name-with-dashes``, typed by the default, help from the doc line."""
+    docs = _field_docs(cls)
+    for f in fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else f.default_factory()
+        doc = docs.get(f.name, "").replace("%", "%%")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=doc)
+        elif isinstance(default, list):  # urls: repeat the flag (--url A --url B)
+            parser.add_argument("--" + f.name[:-1], dest=f.name, action="append", default=[], help=doc)
+        elif isinstance(default, dict):
+            parser.add_argument(flag, type=json.loads, default=default, help=doc + " (JSON)")
+        elif default is None:  # int | None fields
+            parser.add_argument(flag, type=int, default=None, help=doc)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=doc)
+
+
+def cmd_train_grpo(args: argparse.Namespace) -> int:
+    from apr_env.errors import ConfigError
+    from trainers.grpo import train_grpo
+    from trainers.grpo_config import GRPOConfig
+
+    try:
+        config = GRPOConfig(**{f.name: getattr(args, f.name) for f in fields(GRPOConfig)})
+    except ConfigError as err:
+        raise SystemExit(f"apr-env train grpo: {err}") from err
+    metrics = train_grpo(config)
+    print(
+        f"trained {config.steps} steps; last reward {metrics.get('reward', float('nan')):.4f}; wrote {config.out}"
+    )
+    return 0
+
+
+def _register_grpo(train: argparse._SubParsersAction) -> None:
+    """`apr-env train grpo`: tree-aware GRPO (`trainers.grpo`), one flag per `GRPOConfig` field."""
+    from trainers.grpo_config import GRPOConfig
+
+    p = train.add_parser(
+        "grpo", help="tree-aware GRPO on spawn trees (parent and child threads trained together)"
+    )
+    _add_config_flags(p, GRPOConfig)
+    p.set_defaults(func=cmd_train_grpo)

@@ -26,10 +26,14 @@ from apr_env.generator import GeneratorConfig, generate_problems
 from apr_env.limits import Limits
 from apr_env.problem import Problem
 from apr_env.protocols.base import Protocol, get_protocol
+from apr_env.render import render_tree
 from apr_env.rewards import RewardConfig
 
 CHARSET = "".join(chr(c) for c in range(32, 127)) + "\n\t"
 """Observation/action alphabet: printable ASCII, newline and tab (covers the whole trace grammar)."""
+
+RENDER_MODES = ["human", "ansi"]
+"""'human' prints the thread tree (`apr_env.render.render_tree`) and returns None; 'ansi' returns it."""
 
 MAX_CHARS_PER_TOKEN = 128
 """Characters per token assumed when sizing the observation Text space (the Countdown tokenizer's
@@ -62,7 +66,7 @@ class EnvConfig:
     tokenizer: object = None
     """None (the Countdown tokenizer), a Hugging Face tokenizer folder, or an object with encode/decode."""
     render_mode: str | None = None
-    """None or 'ansi'."""
+    """None, 'human' (the thread tree printed after reset, every step and each ``render()``) or 'ansi'."""
 
     def __post_init__(self) -> None:
         self.protocol = get_protocol(self.protocol, **self.protocol_kwargs)
@@ -90,8 +94,8 @@ class EnvConfig:
             self.problems = [Problem.coerce(p) for p in self.problems]
             if not self.problems:
                 raise ConfigError("problems is an empty list; give at least one problem or None to generate")
-        if self.render_mode not in (None, "ansi"):
-            raise ConfigError(f"render_mode={self.render_mode!r}; accepted: None, 'ansi'")
+        if self.render_mode not in (None, *RENDER_MODES):
+            raise ConfigError(f"render_mode={self.render_mode!r}; accepted: None, 'human', 'ansi'")
         from apr_env.tokenizer import load_tokenizer
 
         self.tokenizer = load_tokenizer(self.tokenizer)
@@ -119,6 +123,19 @@ class EnvConfig:
             raise ConfigError(
                 _window_message(self.limits.context_window, self.protocol, problem, tokens, kind)
             )
+
+    def render(self, episode: Episode | None) -> str | None:
+        """What an environment's ``render()`` gives for `episode` in this configuration's render mode.
+
+        'ansi' returns the thread tree as text; 'human' prints it (Gymnasium's and PettingZoo's
+        convention: shown to a person, nothing returned); None, or no episode yet, gives None."""
+        if episode is None or self.render_mode is None:
+            return None
+        picture = render_tree(episode)
+        if self.render_mode == "ansi":
+            return picture
+        print(picture, end="", flush=True)
+        return None
 
     def text_space(self, chars: int) -> spaces.Text:
         return spaces.Text(max_length=chars, min_length=0, charset=CHARSET)

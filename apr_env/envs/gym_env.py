@@ -5,9 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 from gymnasium import spaces
 
-from apr_env.envs.common import EnvConfig
+from apr_env.envs.common import RENDER_MODES, EnvConfig
 from apr_env.episode import Episode
-from apr_env.render import render_tree
 
 
 class APRCountdownEnv(gym.Env):
@@ -61,10 +60,12 @@ class APRCountdownEnv(gym.Env):
     See `apr_env.envs.common.EnvConfig`: ``protocol``, ``protocol_kwargs``, ``problems``,
     ``problem_seed``, ``generator``, ``limits`` or ``context_window`` / ``max_threads`` /
     ``max_children_per_spawn`` / ``max_depth`` / ``max_total_tokens``, ``reward``,
-    ``tokenizer``, ``render_mode`` (None or 'ansi'). A ``context_window`` that cannot hold
-    the root prompt of the problems the configuration draws raises `ConfigError` (at
-    construction; at reset for a problem given in ``options``). A window exactly the prompt's
-    size is accepted: the first action that adds a token is cut and truncates the episode.
+    ``tokenizer``, ``render_mode`` (None; 'human': the thread tree printed after reset and
+    every step, `render` returns None; 'ansi': `render` returns it as text). A
+    ``context_window`` that cannot hold the root prompt of the problems the configuration
+    draws raises `ConfigError` (at construction; at reset for a problem given in
+    ``options``). A window exactly the prompt's size is accepted: the first action that adds
+    a token is cut and truncates the episode.
 
     >>> import gymnasium as gym, apr_env
     >>> env = gym.make("APRCountdown-v0", protocol="apr")
@@ -76,7 +77,7 @@ class APRCountdownEnv(gym.Env):
     - v0: first version.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": RENDER_MODES, "render_fps": 4}
 
     def __init__(self, **kwargs):
         self.config = EnvConfig(**kwargs)
@@ -104,6 +105,8 @@ class APRCountdownEnv(gym.Env):
             "runnable": self.episode.runnable,
             "problem": problem.info(),
         }
+        if self.render_mode == "human":
+            self.render()
         return self._obs(0), info
 
     def step(self, action):
@@ -115,13 +118,14 @@ class APRCountdownEnv(gym.Env):
         tid = ep.next_thread
         event = ep.act(tid, action)
         info = {"thread": tid, "event": event, "runnable": ep.runnable}
+        if self.render_mode == "human":
+            self.render()
         if not ep.done:
             return self._obs(ep.next_thread), 0.0, False, False, info
         summary = ep.summary()
         info.update(summary)
         return self._obs(0), float(summary["reward"]), not ep.truncated, ep.truncated, info
 
-    def render(self):
-        if self.render_mode == "ansi" and self.episode is not None:
-            return render_tree(self.episode)
-        return None
+    def render(self) -> str | None:
+        """The thread tree: returned as text ('ansi'), printed ('human', returns None), or None."""
+        return self.config.render(self.episode)

@@ -8,9 +8,8 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from apr_env.envs.common import EnvConfig
+from apr_env.envs.common import RENDER_MODES, EnvConfig
 from apr_env.episode import Episode
-from apr_env.render import render_tree
 
 
 class APRCountdownParallelEnv(ParallelEnv):
@@ -37,9 +36,13 @@ class APRCountdownParallelEnv(ParallelEnv):
     ## Episode end
     When the root thread ends, every remaining agent is terminated (or truncated, when a
     limit ended the episode) and ``agents`` becomes empty.
+
+    ## Rendering
+    ``render_mode="human"`` prints the thread tree after reset and every step (``render()``
+    prints it too and returns None); ``"ansi"`` makes ``render()`` return it as text.
     """
 
-    metadata = {"name": "apr_countdown_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata = {"name": "apr_countdown_v0", "render_modes": RENDER_MODES, "is_parallelizable": True}
 
     def __init__(self, **kwargs):
         self.config = EnvConfig(**kwargs)
@@ -75,6 +78,8 @@ class APRCountdownParallelEnv(ParallelEnv):
         problem = self.config.pick_problem(self.np_random, options)
         self.episode = self.config.new_episode(problem)
         self.agents = ["t0"]
+        if self.render_mode == "human":
+            self.render()
         return {"t0": self._obs(0)}, {"t0": {"problem": problem.info()}}
 
     def step(self, actions: dict):
@@ -101,9 +106,10 @@ class APRCountdownParallelEnv(ParallelEnv):
             if summary:
                 infos[agent]["episode"] = summary
         self.agents = [a for a in live if not (terms[a] or truncs[a])]
+        if self.render_mode == "human":
+            self.render()
         return obs, rewards, terms, truncs, infos
 
-    def render(self):
-        if self.render_mode == "ansi" and self.episode is not None:
-            return render_tree(self.episode)
-        return None
+    def render(self) -> str | None:
+        """The thread tree: returned as text ('ansi'), printed ('human', returns None), or None."""
+        return self.config.render(self.episode)

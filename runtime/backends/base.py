@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import itertools
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,12 @@ class GenerationRequest:
     """Teacher forcing: emit these tokens instead of sampling (every step still runs the model, and
     logprobs score them). For scoring given completions and for timing benchmarks with scripted text;
     only the in-process backend supports it (HTTP backends reject it)."""
+    top_logprobs_num: int = 0
+    """Also return, per generated token, the `top_logprobs_num` most likely ids with their logprobs
+    (in-process backend; HTTP backends ignore it)."""
+    on_token: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
+    """Streaming: called with each generated id as soon as it is chosen, from the backend's worker
+    thread (must be quick and must not raise). Backends that cannot stream never call it."""
     request_id: str = field(default_factory=lambda: f"req-{next(_ids)}")
 
 
@@ -88,6 +95,8 @@ class GenerationResult:
     """Prompt tokens whose KV was reused rather than prefilled."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds: 'queue', 'prefill', 'decode', 'total' where the backend knows them."""
+    top_logprobs: list[list[tuple[int, float]]] | None = None
+    """Per generated token, (id, logprob) of the `top_logprobs_num` most likely ids, most likely first."""
 
     @property
     def completion_tokens(self) -> int:
@@ -121,6 +130,9 @@ class Backend(abc.ABC):
     def release(self, cache_key: str) -> None:  # noqa: B027 - optional hook, default no-op
         """Tell the backend a cached sequence will not be continued (frees its KV)."""
 
+    def abort(self, request_id: str) -> None:  # noqa: B027 - optional hook, default no-op
+        """Stop generating `request_id` (its client went away); its future ends with finish 'abort'."""
+
     def flush_cache(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Drop every cached prefix (call after changing the model's weights)."""
 
@@ -136,3 +148,11 @@ class Backend(abc.ABC):
 
 class BackendError(RuntimeError):
     """A backend could not produce a result; the message names the backend, URL/status where known."""
+
+
+class ContextLengthError(BackendError):
+    """The server refused a request because prompt + output would not fit its context length.
+
+    Not a failure of the run: the runner ends that thread as cut off by its window (a
+    recorded, truncated outcome) and carries on with the others.
+    """

@@ -13,7 +13,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
-from runtime.backends.http_errors import BackendResponseError, body_excerpt
+from runtime.backends.http_errors import (
+    BackendContextLengthError,
+    BackendResponseError,
+    BackendStatusError,
+    body_excerpt,
+    is_context_length_refusal,
+)
 from runtime.backends.http_policy import HTTPPolicy, HTTPTransport
 
 
@@ -72,12 +78,59 @@ class PooledHTTPBackend(Backend):
         """`HTTPTransport.send_json`, where a `close` during the call is a BackendError, not httpx's RuntimeError."""
         try:
             return self.transport.send_json(method, path, **kwargs)
+        except BackendStatusError as err:
+            if is_context_length_refusal(err.status, err.body):
+                raise BackendContextLengthError(
+                    f"{method} {path}: the server refused the request for length",
+                    url=err.url,
+                    status=err.status,
+                    body=err.body,
+                    attempts=err.attempts,
+                ) from err
+            raise
         except BackendError:
             raise
         except RuntimeError as err:  # httpx refuses to send on a closed client
             raise BackendError(
                 f"{type(self).__name__}({self.urls}) was closed while the request ran"
             ) from err
+
+    context_routes: tuple[tuple[str, str], ...] = (("/v1/models", "data.0.max_model_len"),)
+    """(route, dotted field) pairs where a server states its context length, tried in order."""
+
+    def server_context_length(self) -> int | None:
+        """The context length the first server states (vLLM and SGLang: ``/v1/models``
+        ``max_model_len``; SGLang also its info routes), or None when none says.
+        One attempt per route, never raises: a server that cannot say is not an error here."""
+        base = self.transport.bases[0]
+        for route, path in self.context_routes:
+            try:
+                response = self.transport.client.get(base + route)
+                value: Any = response.json() if response.is_success else None
+                for key in path.split("."):
+                    value = value[int(key)] if isinstance(value, list) else value[key]
+            except Exception:  # unreachable, not JSON, no such field: ask the next route
+                continue
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
+
+    def fit_context_window(self, requested: int) -> tuple[int, str | None]:
+        """`requested` clamped to the server's context length, and a warning to show when it was.
+
+        Also sets `context_length` to what the server said, so every later check uses it.
+        """
+        served = self.server_context_length()
+        if served is None:
+            return requested, None
+        self.context_length = served
+        if requested <= served:
+            return requested, None
+        return served, (
+            f"the server at {self.transport.bases[0]} serves a context of {served} tokens, less than the "
+            f"requested window of {requested}: using {served} tokens per thread (pass --context-window "
+            f"{served} or start the server with a longer context to silence this)"
+        )
 
     def _all_healthy(self, path: str) -> bool:
         """True when every server answers ``GET path`` with 2xx. One attempt each, never raises."""

@@ -10,7 +10,7 @@ name the final outcome. Raised `from` the underlying httpx exception where there
 
 from __future__ import annotations
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import BackendError, ContextLengthError
 
 BODY_EXCERPT_CHARS = 500
 """Characters of a response body kept in an error (enough for a server's error message)."""
@@ -81,3 +81,23 @@ class BackendResponseError(HTTPBackendError):
     def __init__(self, message: str, *, url: str, field: str | None = None, **kwargs):
         self.field = field
         super().__init__(message, url=url, **kwargs)
+
+
+class BackendContextLengthError(BackendStatusError, ContextLengthError):
+    """A 400 whose body says the request is longer than the server's context (vLLM's
+    ``max_model_len``, SGLang's ``context length``, `apr-env serve`'s own message)."""
+
+
+_LENGTH_PHRASES = (
+    "context length",
+    "context_length",
+    "max_model_len",
+    "maximum context length",
+    "longer than the model",
+)
+
+
+def is_context_length_refusal(status: int | None, body: str) -> bool:
+    """True for a 400 (or 413) whose body names the context length as the reason."""
+    text = body.lower()
+    return status in (400, 413) and any(phrase in text for phrase in _LENGTH_PHRASES)

@@ -22,11 +22,23 @@ when to retain, and the bookkeeping of token lists.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 from transformers.cache_utils import Cache
+
+
+def cache_kwargs(model, cache: Cache) -> dict[str, Cache]:
+    """The keyword argument that hands `cache` to ``model.forward``: ``{"cache": cache}`` or the older name.
+
+    transformers 5.2x renamed the forward's ``past_key_values`` to ``cache`` (the old name warns
+    and is removed in 5.40); earlier releases only know ``past_key_values``. Reading the
+    signature once keeps both working without a version table.
+    """
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache}
 
 
 @dataclass
@@ -45,10 +57,10 @@ class _Plan:
 
 
 class SlotKVCache(Cache):
-    """Per-slot key/value buffers, used as `past_key_values` of a transformers model.
+    """Per-slot key/value buffers, passed as the model's cache (see `cache_kwargs`).
 
     Buffers are allocated on the first `update` of each layer, with that layer's head count,
-    head size and dtype, so any model whose attention layers call ``past_key_values.update``
+    head size and dtype, so any model whose attention layers call the cache's ``update``
     (Llama, Qwen2/3, Mistral, ...) works without knowing its head layout in advance.
 
     Args:

@@ -45,19 +45,32 @@ radix cache finds shared prefixes on its own (see `GenerationResult.cached_token
 from __future__ import annotations
 
 import json
+import logging
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from runtime.backends.base import FINISH_REASONS, GenerationRequest, GenerationResult, is_int_list
+from runtime.backends.base import (
+    FINISH_REASONS,
+    BackendError,
+    GenerationRequest,
+    GenerationResult,
+    is_int_list,
+)
 from runtime.backends.detokenize import make_decode
 from runtime.backends.http_backend import PooledHTTPBackend, response_field_error
 from runtime.backends.http_errors import BackendResponseError, body_excerpt
 from runtime.backends.http_policy import HTTPPolicy
 
+logger = logging.getLogger(__name__)
 
-def build_generate_body(request: GenerationRequest, *, always_return_logprob: bool = False) -> dict:
-    """The JSON body of ``POST /generate`` for one request (see the module docstring)."""
+
+def build_generate_body(
+    request: GenerationRequest, *, always_return_logprob: bool = False, rid: str | None = None
+) -> dict:
+    """The JSON body of ``POST /generate`` for one request (see the module docstring); `rid` names
+    the request on the server, so that ``/abort_request`` can stop it."""
     s = request.sampling
     params: dict[str, Any] = {
         "max_new_tokens": s.max_new_tokens,
@@ -74,11 +87,14 @@ def build_generate_body(request: GenerationRequest, *, always_return_logprob: bo
         params["stop_token_ids"] = list(s.stop_token_ids)
     if s.seed is not None:
         params["sampling_seed"] = s.seed
-    return {
+    body = {
         "input_ids": list(request.input_ids),
         "sampling_params": params,
         "return_logprob": bool(request.return_logprob or always_return_logprob),
     }
+    if rid is not None:
+        body["rid"] = rid
+    return body
 
 
 def _missing(data: Any, path: str, url: str, why: str = "is missing") -> BackendResponseError:
@@ -211,9 +227,19 @@ class SGLangBackend(PooledHTTPBackend):
         )
         self.tokenizer = tokenizer
         self.always_return_logprob = always_return_logprob
+        self._rid_prefix = uuid.uuid4().hex[:12]
+
+    context_routes = (
+        ("/v1/models", "data.0.max_model_len"),
+        ("/server_info", "context_length"),
+        ("/model_info", "context_length"),
+        ("/get_model_info", "context_length"),
+    )
 
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
-        body = build_generate_body(request, always_return_logprob=self.always_return_logprob)
+        body = build_generate_body(
+            request, always_return_logprob=self.always_return_logprob, rid=self._rid(request.request_id)
+        )
         start = time.perf_counter()
         data, url = self._send_json("POST", "/generate", json=body)
         return parse_generate_response(
@@ -224,6 +250,23 @@ class SGLangBackend(PooledHTTPBackend):
         """True when every server answers ``/health`` (or ``/health_generate``, which runs a
         one-token generation) with 2xx. One attempt per server, no retries, never raises."""
         return self._all_healthy("/health_generate" if generate else "/health")
+
+    def _rid(self, request_id: str) -> str:
+        """The server-side id of a request: unique across clients (request ids count per process)."""
+        return f"{self._rid_prefix}-{request_id}"
+
+    def abort(self, request_id: str) -> None:
+        """Ask every server to stop generating `request_id` (``POST /abort_request {"rid"}``).
+
+        Best effort, as SGLang's own abort: the request's ``/generate`` call then returns what was
+        generated so far (finish ``abort``), or its full output if it had already ended. A server
+        that cannot be reached is skipped (the request's own call reports that failure).
+        """
+        for base in self.transport.bases:
+            try:
+                self.transport.send("POST", "/abort_request", json={"rid": self._rid(request_id)}, base=base)
+            except BackendError as err:
+                logger.debug("abort_request %s on %s failed: %s", request_id, base, err)
 
     def flush_cache(self) -> None:
         """Empty every server's prefix (radix) cache. SGLang skips it while requests are running."""

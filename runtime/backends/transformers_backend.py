@@ -12,8 +12,9 @@ returns a `Future` at once; one background worker thread loops:
 3. finish sequences on a stop token, a stop string, `max_new_tokens` or the context length,
    resolve their futures, retain their KV when they have a `cache_key`, and go to 1.
 
-The forward is the model's own ``model(input_ids, attention_mask=4D, position_ids, past_key_values)``
-(no ``generate``), so any decoder whose attention calls ``past_key_values.update`` works
+The forward is the model's own ``model(input_ids, attention_mask=4D, position_ids, cache)``
+(no ``generate``; ``past_key_values`` on transformers releases before the rename, see
+`kv_slots.cache_kwargs`), so any decoder whose attention calls the cache's ``update`` works
 (Llama, Qwen2/3, Mistral, ...) with ``sdpa`` or ``eager`` attention. Flash-attention kernels
 do not take the custom mask and are not supported.
 
@@ -41,6 +42,7 @@ ids), retries, HTTP serving, and multi-GPU placement.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import queue
 import threading
@@ -53,7 +55,7 @@ import torch
 
 from runtime.backends.base import Backend, BackendError, GenerationRequest, GenerationResult
 from runtime.backends.detokenize import make_decode, matched_stop_string
-from runtime.backends.kv_slots import RetainedKV, RetainedStore, SlotKVCache, common_prefix
+from runtime.backends.kv_slots import RetainedKV, RetainedStore, SlotKVCache, cache_kwargs, common_prefix
 from runtime.backends.sampling import RowSampler, choose_tokens, make_row_sampler, token_logprobs
 from runtime.backends.transformers_config import DTYPES, TransformersBackendConfig
 
@@ -69,6 +71,7 @@ class _Sequence:
     """Prompt then generated ids; the last one has no KV yet while decoding."""
     output: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    top: list[list[tuple[int, float]]] = field(default_factory=list)
     limit: int = 0
     """Most tokens this request may generate (max_new_tokens, capped by the context left)."""
     kv_len: int = 0
@@ -79,6 +82,8 @@ class _Sequence:
     prefill_s: float = 0.0
     t_prefilled: float = 0.0
 
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["TransformersBackend", "TransformersBackendConfig"]
 
@@ -171,6 +176,7 @@ class TransformersBackend(Backend):
         self._cache = SlotKVCache(
             config.max_batch_size, self.context_length, self.device, config.initial_kv_len
         )
+        self._cache_kwargs = cache_kwargs(self.model, self._cache)
         self._store = RetainedStore(config.max_retained_sequences, int(config.max_retained_mib * 2**20))
         self.stats = BackendStats()
         self._running: list[_Sequence] = []  # running[i] occupies slot i
@@ -230,6 +236,43 @@ class TransformersBackend(Backend):
         with self._lock:
             if not self._closed:
                 self._inbox.put(("flush", None))
+
+    def abort(self, request_id: str) -> None:
+        """Stop `request_id` at its next step; its future resolves with what it generated, finish 'abort'."""
+        with self._lock:
+            if not self._closed:
+                self._inbox.put(("abort", request_id))
+
+    def score_prompt(self, input_ids: list[int]) -> Future[list[float]]:
+        """Logprob of each prompt token given the ones before it (the first has none: 0.0), in fp32.
+
+        For SGLang's ``input_token_logprobs`` (``sgl.select`` ranks choices with them). Runs on the
+        worker thread between steps, so it never races a generation for the model.
+        """
+        future: Future[list[float]] = Future()
+        problem = self._check(GenerationRequest(input_ids=list(input_ids)))
+        with self._lock:
+            if problem is not None or self._closed:
+                future.set_exception(BackendError(f"transformers backend: {problem or 'closed'}"))
+            else:
+                self._inbox.put(("score", list(input_ids), future))
+        return future
+
+    def update_weights_from_disk(self, model_path: str) -> None:
+        """Load the weights of a model folder of the same architecture into the served model.
+
+        Runs on the worker thread between steps; retained KV is dropped (it was computed with
+        the old weights). Raises (old weights kept) when the folder is not a model of the same shapes.
+        """
+        from runtime.model_files import check_model_folder
+
+        check_model_folder(model_path)
+        future: Future[None] = Future()
+        with self._lock:
+            if self._closed:
+                raise BackendError("transformers backend is closed; create a new one")
+            self._inbox.put(("reload", model_path, future))
+        future.result()
 
     def close(self) -> None:
         """Stop the worker; requests not finished yet fail with `BackendError`. Idempotent."""
@@ -291,10 +334,57 @@ class TransformersBackend(Backend):
             if isinstance(item, tuple):
                 if item[0] == "flush":
                     self._store.clear()
+                elif item[0] == "abort":
+                    self._abort(item[1])
+                elif item[0] in ("score", "reload"):
+                    try:
+                        value = self._score(item[1]) if item[0] == "score" else self._reload(item[1])
+                    except Exception as err:  # the caller's future carries it; the worker goes on
+                        item[2].set_exception(err)
+                    else:
+                        item[2].set_result(value)
                 else:
                     self._store.pop(item[1])
             else:
                 self._waiting.append(item)
+
+    def _abort(self, request_id: str) -> None:
+        """Finish `request_id` now with 'abort', wherever it is (waiting or running)."""
+        for seq in list(self._waiting):
+            if seq.request.request_id == request_id:
+                self._waiting.remove(seq)
+                if seq.future.set_running_or_notify_cancel():
+                    self._finish(seq, "abort", None, slot=None)
+                return
+        for slot, seq in enumerate(self._running):
+            if seq.request.request_id == request_id:
+                self._finish(seq, "abort", None, slot=None)  # no KV retained: it was cut short
+                self._drop_slot(slot)
+                return
+
+    def _drop_slot(self, slot: int) -> None:
+        """Free running slot `slot`, moving the last running sequence into it."""
+        last = len(self._running) - 1
+        if slot != last:
+            self._cache.copy_slot(last, slot, self._running[last].kv_len)
+            self._running[slot] = self._running[last]
+        self._running.pop()
+
+    def _score(self, ids: list[int]) -> list[float]:
+        """Prompt logprobs with a plain forward (no cache): [0.0, logp(ids[1] | ids[:1]), ...]."""
+        logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, :-1].float()
+        targets = torch.tensor(ids[1:], device=self.device)
+        return [0.0, *token_logprobs(logits, targets).tolist()]
+
+    def _reload(self, path: str) -> None:
+        from transformers import AutoModelForCausalLM
+
+        fresh = AutoModelForCausalLM.from_pretrained(path)
+        try:
+            self.model.load_state_dict(fresh.state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"{path} does not fit the served model: {str(err)[:400]}") from err
+        self._store.clear()
 
     def _fail(self, seqs: list[_Sequence], message: str, cause: BaseException | None = None) -> None:
         for seq in seqs:
@@ -423,8 +513,8 @@ class TransformersBackend(Backend):
             input_ids=ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
-            past_key_values=self._cache,
             use_cache=True,
+            **self._cache_kwargs,
             logits_to_keep=logits_to_keep,
         )
         return out.logits
@@ -440,12 +530,24 @@ class TransformersBackend(Backend):
                 tokens[row] = forced[len(seq.output)]
         want_logprobs = any(seq.request.return_logprob for seq in seqs)
         logprobs = token_logprobs(logits, tokens).tolist() if want_logprobs else None
+        top_n = max(seq.request.top_logprobs_num for seq in seqs)
+        if top_n > 0:
+            values, ids = torch.log_softmax(logits, dim=-1).topk(min(top_n, logits.shape[-1]), dim=-1)
+            top_values, top_ids = values.tolist(), ids.tolist()
         done: list[tuple[int, str, int | str | None]] = []
         for row, (seq, token) in enumerate(zip(seqs, tokens.tolist())):
             seq.tokens.append(token)
             seq.output.append(token)
             if logprobs is not None and seq.request.return_logprob:
                 seq.logprobs.append(logprobs[row])
+            if seq.request.top_logprobs_num > 0:
+                n = seq.request.top_logprobs_num
+                seq.top.append(list(zip(top_ids[row][:n], top_values[row][:n])))
+            if seq.request.on_token is not None:
+                try:
+                    seq.request.on_token(token)
+                except Exception:  # a broken stream listener must not stop the batch
+                    logger.exception("on_token callback of %s failed", seq.request.request_id)
             params = seq.request.sampling
             if token in params.stop_token_ids:
                 done.append((first + row, "stop", token))
@@ -455,11 +557,7 @@ class TransformersBackend(Backend):
                 done.append((first + row, "length", None))
         for slot, reason, matched in sorted(done, reverse=True):  # highest slot first keeps compaction simple
             self._finish(self._running[slot], reason, matched, slot)
-            last = len(self._running) - 1
-            if slot != last:
-                self._cache.copy_slot(last, slot, self._running[last].kv_len)
-                self._running[slot] = self._running[last]
-            self._running.pop()
+            self._drop_slot(slot)
 
     def _finish(self, seq: _Sequence, reason: str, matched: int | str | None, slot: int | None) -> None:
         """Resolve `seq`'s future and retain its KV when it has a cache key."""
@@ -475,6 +573,7 @@ class TransformersBackend(Backend):
             finish_reason=reason,
             matched_stop=matched,
             logprobs=list(seq.logprobs) if seq.request.return_logprob else None,
+            top_logprobs=list(seq.top) if seq.request.top_logprobs_num > 0 else None,
             prompt_tokens=len(seq.request.input_ids),
             cached_tokens=seq.cached,
             timings={
