@@ -30,7 +30,7 @@ def _make_agent(args: argparse.Namespace):
     if args.agent in ("apr", "sos+", "symbolic"):
         from agents.symbolic import SymbolicAgent, SymbolicConfig
 
-        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size)), None
+        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size, sub_beam_size=args.sub_beam_size)), None
     if args.agent == "random":
         from agents.random_agent import RandomAgent
 
@@ -269,6 +269,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
+    p.add_argument("--sub-beam-size", type=int, default=None, help="symbolic apr: fix the children's beam")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
     p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")
