@@ -70,7 +70,9 @@ def test_every_stage_writes_its_outputs_and_a_done_summary(run_dir):
         assert json.loads((run_dir / "data" / protocol / "traces.json").read_text())
         assert data["protocols"][protocol]["tokens_per_epoch"] > 0
     for model in ("sft_sos", "sft_apr", "grpo_apr/model"):
-        assert (run_dir / model / "config.json").is_file() and (run_dir / model / "model.safetensors").is_file()
+        assert (run_dir / model / "config.json").is_file() and (
+            run_dir / model / "model.safetensors"
+        ).is_file()
     sos = json.loads((run_dir / "sft_sos" / "done.json").read_text())["summary"]
     apr = json.loads((run_dir / "sft_apr" / "done.json").read_text())["summary"]
     assert sos["config"]["tokens"] == apr["config"]["tokens"] == 3000  # the same budget
@@ -89,7 +91,9 @@ def test_table_and_figures(run_dir):
     for r in table["rows"]:
         lo, hi = r["accuracy_ci95"]
         assert 0 <= lo <= r["accuracy"] <= hi <= 1 and r["episodes"] in (2, 3)
-    assert rows[("eval_sft", "solver_apr")]["children_per_spawn"] >= 2  # the ceiling really searches in parallel
+    assert (
+        rows[("eval_sft", "solver_apr")]["children_per_spawn"] >= 2
+    )  # the ceiling really searches in parallel
     assert set(rows[("eval_sft", "apr_main")]["accuracy_at_window"]) == {"96", "192"}
     assert [c["step"] for c in table["grpo_curve"]] == [1.0]
     md = (run_dir / "report" / "table.md").read_text()
