@@ -30,7 +30,7 @@ def _make_agent(args: argparse.Namespace):
     if args.agent in ("apr", "sos+", "symbolic"):
         from agents.symbolic import SymbolicAgent, SymbolicConfig
 
-        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size)), None
+        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size, sub_beam_size=args.sub_beam_size)), None
     if args.agent == "random":
         from agents.random_agent import RandomAgent
 
@@ -119,7 +119,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.resume:
         earlier = load_records(args.records)
         check_resumable(earlier, problems, lambda i: episode_seed(args.seed, i), args.records)
-        print(f"resuming: {len(earlier)} of {args.n} episodes already in {args.records}", flush=True)
+        print(f"resuming: {len(earlier)} of {len(problems)} episodes already in {args.records}", flush=True)
     agent, backend = _make_agent(args)
     config = RunConfig(
         protocol=protocol,
@@ -180,7 +180,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print_table(results)
         lo, hi = point["accuracy_ci95"]
         print(
-            f"accuracy {point['accuracy']:.3f} on {point['episodes']} problems (95% Wilson interval {lo:.3f}-{hi:.3f})"
+            f"accuracy {point['accuracy']:.3f} on {point['episodes']} problems "
+            f"(95% Wilson interval {lo:.3f}-{hi:.3f})"
         )
         lat = point["latency_s"]
         print(
@@ -268,6 +269,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
+    p.add_argument("--sub-beam-size", type=int, default=None, help="symbolic apr: fix the children's beam")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
     p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")

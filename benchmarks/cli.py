@@ -4,6 +4,7 @@
     apr-env bench                                   # make run
     apr-env bench --n 100 --protocols apr serial --out /tmp/bench
     apr-env bench --replot benchmarks/results/protocols   # redraw the plots of a recorded run
+    apr-env experiment paper --scale cpu --out runs/paper_cpu --resume   # make paper
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment_paper(args: argparse.Namespace) -> int:
+    from apr_env.errors import ConfigError
+    from benchmarks.paper import run_paper
+    from benchmarks.paper_config import SCALES
+
+    try:
+        status = run_paper(SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume)
+    except ConfigError as err:
+        raise SystemExit(f"apr-env experiment paper: {err}") from err
+    print(", ".join(f"{stage} {what}" for stage, what in status.items()))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the benchmarks' subcommands to the `apr-env` parser."""
     p = sub.add_parser("bench", help="the protocol benchmark: accuracy vs tokens, critical path, context")
@@ -54,3 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--replot", metavar="DIR", help="only redraw the PNGs of a recorded run from DIR/results.json"
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("experiment", help="end-to-end experiments (data, training, evaluation, report)")
+    exp = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    d = exp.add_parser(
+        "paper",
+        help="the paper's claims: data -> SFT (SoS+, APR) -> eval -> GRPO -> eval -> table + figures",
+        description="Scales (benchmarks/paper_config.py): cpu (small preset, 4 numbers in 1..20, "
+        "15M SFT tokens per model), gpu (paper preset, a fifth of the official data), paper (the "
+        "official recipe). Each stage writes OUT/STAGE/done.json and is skipped when present.",
+    )
+    d.add_argument("--scale", choices=("cpu", "gpu", "paper"), default="cpu")
+    d.add_argument("--out", default=None, help="run folder (default: runs/paper_SCALE)")
+    d.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (finished stages are skipped)"
+    )
+    d.set_defaults(func=cmd_experiment_paper)
