@@ -4,6 +4,7 @@
     apr-env bench                                   # make run
     apr-env bench --n 100 --protocols apr serial --out /tmp/bench
     apr-env bench --replot benchmarks/results/protocols   # redraw the plots of a recorded run
+    apr-env bench --ppo-model benchmarks/results/ppo/model.zip   # + the learned macro policy's row
     apr-env experiment paper --scale cpu --out runs/paper_cpu --resume   # make paper
 """
 
@@ -29,6 +30,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "out": args.out,
         "context_window": args.context_window,
+        "ppo_model": args.ppo_model or "",
     }
     if args.protocols:
         kwargs["protocols"] = args.protocols
@@ -64,6 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-window", type=int, default=4096)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/protocols", help="folder for results.json and PNGs")
+    p.add_argument(
+        "--ppo-model",
+        metavar="ZIP",
+        help="add a row for a MaskablePPO macro policy (apr-env train ppo's model.zip) on the apr protocol",
+    )
     p.add_argument(
         "--replot", metavar="DIR", help="only redraw the PNGs of a recorded run from DIR/results.json"
     )
