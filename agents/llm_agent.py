@@ -27,8 +27,10 @@ batches. Everything a model needs to play a protocol is decided here, client sid
   `fork_full_context`).
 
 Each action is an `apr_env.actions.Text` with the sampled `token_ids` and `meta` holding the
-prompt ids, logprobs, finish reason, cached tokens and timings, which the runner's records
-keep for training.
+prompt ids, output ids, logprobs, finish reason, cached tokens, timings and
+``forced_positions`` (indices into the output ids of the ``<Calling Sub Searches>`` tokens the
+agent inserted rather than sampled, which training must mask), which the runner's records keep
+for training.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class LLMAgent(Agent):
             "ids": [],
             "logprobs": [],
             "forced": 0,
+            "forced_at": [],
             "cached": 0,
             "timings": {},
             "call": self._call_index(obs),
@@ -258,6 +261,7 @@ class LLMAgent(Agent):
                 and self._calling is not None
             )
             if forced and state["forced"] < self.config.max_forced_spawns:
+                state["forced_at"].append(len(state["ids"]) + len(ids) - 1)
                 state["ids"] += [*ids[:-1], self._calling]
                 if self.config.return_logprob:  # the forced id was not sampled: logprob 0
                     state["logprobs"] += [*logprobs[: len(ids) - 1], 0.0]
@@ -291,6 +295,7 @@ class LLMAgent(Agent):
             "finish_reason": result.finish_reason,
             "cached_tokens": state["cached"],
             "forced_spawns": state["forced"],
+            "forced_positions": state["forced_at"],
             "timings": state["timings"],
         }
         return Text(text, tuple(gen_ids), meta=meta)

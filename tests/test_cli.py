@@ -19,6 +19,7 @@ EXPECTED = {
     "eval": "agents",
     "show": "agents",
     "data": "trainers",
+    "train": "trainers",
     "bench": "benchmarks",
 }
 
