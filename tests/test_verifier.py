@@ -211,6 +211,28 @@ def test_rational_rules_still_refuse_division_by_zero_and_wrong_values():
     assert (verdict.code, verdict.reason) == (v.NOT_TARGET, "the expression equals 3/2, not the target 1")
 
 
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ("8/4*(6-1)", Verdict(True, v.OK, "correct", "expression")),
+        ("", Verdict(False, v.EMPTY, "answer is empty", "none")),
+        (" \n ", Verdict(False, v.EMPTY, "answer is empty", "none")),
+        (None, Verdict(False, v.NOT_TEXT, "answer must be a str, got NoneType", "none")),
+        ("1+" * 5001, Verdict(False, v.TOO_LONG, "answer is 10002 characters; the limit is 10000", "none")),
+    ],
+    ids=["correct", "empty", "blank", "none", "too-long"],
+)
+def test_reasoning_gym_rules_share_the_checks_before_parsing(answer, verdict):
+    assert verify(P10, answer, rules="reasoning_gym") == verdict
+
+
+def test_reasoning_gym_rules_read_every_answer_as_an_expression():
+    # reasoning-gym has no answer paths: a path's lines are just an unparseable expression
+    for answer in (PATH10, "10,10 equal: Goal Reached"):
+        verdict = verify(P10, answer, rules="reasoning_gym")
+        assert (verdict.correct, verdict.form) == (False, "expression")
+
+
 def test_unknown_rules_raise_with_the_accepted_names():
     accepted = "accepted: 'apr', 'rational', 'reasoning_gym'"
     with pytest.raises(ValueError, match=rf"^rules='real' is not a rule set; {accepted}$"):
