@@ -10,8 +10,8 @@ time, and runs the tests that reach the changed function; a mutant that no test 
 "survives". This script runs mutmut once per module (``mutmut run "apr_env.<module>.*"``, at
 most `--jobs` test processes: the machine is shared), starting from an empty ``mutants/`` so
 that no stale copy of an unchanged module is tested, and then prints, per module: mutants,
-killed (a test failed or timed out), equivalent, survived, and the score
-``killed / (mutants - equivalent)``.
+killed (a test failed or timed out), equivalent, survived, the score
+``killed / (mutants - equivalent)`` and the raw score ``killed / mutants``.
 
 A mutant is *equivalent* when no input can tell it from the original (a speed shortcut made
 stricter, a branch that cannot be reached, a default that every caller overrides).
@@ -140,16 +140,20 @@ def module_results(module: str, path: str) -> dict:
             survivors.append({**entry, "status": status})
     scored = counts["mutants"] - counts["equivalent"] - counts["not_run"]
     counts["score"] = round(counts["killed"] / scored, 4) if scored else None
+    run = counts["mutants"] - counts["not_run"]
+    counts["raw_score"] = (
+        round(counts["killed"] / run, 4) if run else None
+    )  # equivalents counted as survivors
     return {**counts, "equivalent_mutants": equivalent, "survivors": survivors}
 
 
 def print_table(results: dict[str, dict], seconds: dict[str, float]) -> None:
-    header = ("module", "mutants", "killed", "equivalent", "survived", "not run", "score", "seconds")
+    header = ("module", "mutants", "killed", "equivalent", "survived", "not run", "score", "raw", "seconds")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for module, r in results.items():
-        score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
-        row = (module, r["mutants"], r["killed"], r["equivalent"], r["survived"], r["not_run"], score)
+        score, raw = ("-" if x is None else f"{100 * x:.1f}%" for x in (r["score"], r["raw_score"]))
+        row = (module, r["mutants"], r["killed"], r["equivalent"], r["survived"], r["not_run"], score, raw)
         print(" | ".join(map(str, (*row, seconds.get(module, "-")))))
     for r in results.values():
         for s in r["survivors"]:

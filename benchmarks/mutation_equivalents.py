@@ -10,8 +10,8 @@ mutant counts as a survivor again until it is killed or re-argued here.
 from __future__ import annotations
 
 _EMPTY_TEXT = (
-    "count('') is 0 for every TextTokenizer (encode adds no special token unless asked), so "
-    "skipping the tokenizer for empty text only saves a call"
+    "the empty text has no tokens for every tokenizer the library loads (TextTokenizer.encode adds no "
+    "special token unless asked; '' encodes to no ids), so skipping the tokenizer for it only saves a call"
 )
 _STRICTER_SHORTCUT = (
     "a stricter character bound only sends more texts to the exact token count, which decides the same "
@@ -100,14 +100,6 @@ EQUIVALENT: list[dict[str, str]] = [
     {
         "module": "verifier",
         "function": "verify_path",
-        "removed": "if m.group(4, 5, 6, 7) != last_op or (m.group(2) != target_text and int(m.group(2)) != target):",
-        "added": "if m.group(4, 5, 6, 7) != last_op or (m.group(3) != target_text and int(m.group(2)) != target):",
-        "why": "the text comparison is a shortcut before int(); comparing another group's text only skips "
-        "the shortcut, and int() decides",
-    },
-    {
-        "module": "verifier",
-        "function": "verify_path",
         "removed": "last_op = None  # (a, op, b, c) strings of the last replayed operation",
         "added": 'last_op = ""  # (a, op, b, c) strings of the last replayed operation',
         "why": "last_op is only compared with a 4-tuple of strings, which equals neither None nor ''",
@@ -149,6 +141,13 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "self._inbox.pop(None, None)",
         "why": "what was held for a cancelled thread is never read: only a join resumes a waiting thread, "
         "and a cancelled thread's children are cancelled too, so its group never joins",
+    },
+    {
+        "module": "episode",
+        "function": "Episode.act",
+        "removed": "text += self.protocol.separate(text[-1:], rendered)",
+        "added": "text += self.protocol.separate(text[-2:], rendered)",
+        "why": _LAST_CHARACTER,
     },
     {
         "module": "episode",
@@ -422,6 +421,14 @@ EQUIVALENT: list[dict[str, str]] = [
         "'prompt_exceeds_context_window'; a root ends only after its children)",
     },
     # ---------------------------------------------------------------- metrics
+    {
+        "module": "metrics",
+        "function": "count_tokens",
+        "removed": "if call.separators and newline is None:",
+        "added": "if call.separators or newline is None:",
+        "why": "this only decides when to count the newline once for the separators; counting it when no "
+        "call has separators changes no count",
+    },
     {
         "module": "metrics",
         "function": "count_tokens",

@@ -446,6 +446,14 @@ PATH_FAILURES = [
         v.INCONSISTENT_STATE,
         "line 4: node does not match the last operation",
     ),
+    # the one number left is the target, but the node names another target
+    (
+        Problem(10, (2, 5)),
+        "Exploring Operation: 2*5=10, Resulting Numbers: [10]\n"
+        "Generated Node #0,0: 99:[10] Operation: 2*5=10\n10,10 equal: Goal Reached",
+        v.INCONSISTENT_STATE,
+        "line 2: node does not match the last operation",
+    ),
     (
         P10,
         PATH10.replace(
@@ -530,6 +538,7 @@ PATH_FAILURES = [
         "state-target-wrong",
         "generated-node-wrong-op",
         "generated-node-wrong-target",
+        "generated-node-wrong-target-last-number",
         "generated-node-wrong-numbers",
         "not-target",
         "no-goal",
