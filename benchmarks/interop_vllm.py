@@ -9,7 +9,9 @@ lives in its own venv, `.venv-vllm`, and this script talks to it only over HTTP)
 1. Save a tiny random Llama with the project's tokenizer (head_dim 32: vLLM's CPU attention needs
    head_dim >= 32) to a temporary folder. Pick, among a few weight seeds, the first whose greedy
    APR episodes write ``<Sub Searches>`` themselves (the agent then forces a spawn), found with
-   the in-process backend, so the comparison covers forced spawns.
+   the in-process backend, so the comparison covers forced spawns. A random model does not write
+   a valid calling block after the forced ``<Calling Sub Searches>``, so no child thread starts:
+   ``spawned_and_joined`` in the results says whether any did (a trained model is needed for it).
 2. Start ``python -m vllm.entrypoints.openai.api_server`` from the vLLM venv on that folder
    (float32, ``--enable-prompt-tokens-details`` so ``cached_tokens`` is reported).
 3. For every registered protocol, run the same greedy episodes with `TransformersBackend` in
@@ -174,6 +176,7 @@ def compare(local: list[dict], remote: list[dict]) -> dict:
         "identical_episodes": same_eps,
         "forced_spawns": sum(c["forced_spawns"] for c in lc),
         "threads": sum(r["metrics"]["num_threads"] for r in local),
+        "children_spawned": sum(r["metrics"]["num_threads"] - 1 for r in local),
         "identical": len(lc) == len(rc) == same_calls and len(local) == len(remote) == same_eps,
     }
 
@@ -224,6 +227,8 @@ def run(cfg: InteropConfig, work: Path) -> dict:
     try:
         with TransformersBackend(str(model_dir)) as local, OpenAIBackend(url, tokenizer=tok) as remote:
             report["served_context_length"] = remote.server_context_length()
+            for backend in (local, remote):  # warm up (vLLM's first steps are slow), untimed
+                play(backend, tok, problems, "apr", cfg)
             for protocol in sorted(PROTOCOLS):
                 lrec, lwall = play(local, tok, problems, protocol, cfg)
                 rrec, rwall = play(remote, tok, problems, protocol, cfg)
@@ -255,6 +260,7 @@ def run(cfg: InteropConfig, work: Path) -> dict:
         status="ok",
         protocols=protocols,
         all_identical=all(p["identical"] for p in protocols.values()),
+        spawned_and_joined=any(p["children_spawned"] for p in protocols.values()),
         calls_identical=[
             sum(p["identical_calls"] for p in protocols.values()),
             sum(p["calls"][0] for p in protocols.values()),
@@ -273,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=InteropConfig.episodes)
     parser.add_argument("--out", default=InteropConfig.out)
     args = parser.parse_args(argv)
-    cfg = InteropConfig(vllm_python=args.vllm_python, episodes=args.episodes, out=args.out)
+    vllm_python = str(Path.cwd() / args.vllm_python)  # absolute (the server runs elsewhere), links kept
+    cfg = InteropConfig(vllm_python=vllm_python, episodes=args.episodes, out=args.out)
     with tempfile.TemporaryDirectory() as tmp:
         report = run(cfg, Path(tmp))
     report["command"] = " ".join([Path(sys.executable).name, *sys.argv])
