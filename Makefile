@@ -8,7 +8,7 @@ STAMP := $(VENV)/.apr-env-installed
 SGLANG_FRONTEND_DEPS := orjson pybase64 requests urllib3 charset-normalizer idna certifi msgspec pyzmq \
 	ipython traitlets aiohttp multidict attrs yarl propcache aiohappyeyeballs aiosignal frozenlist triton
 
-.PHONY: setup run test bench lint clean interop
+.PHONY: setup run test bench lint clean paper interop
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(VENV)/bin/apr-env bench
+
+# The paper experiment at CPU scale (hours; resumable: rerun to continue). See README.
+paper: setup
+	$(VENV)/bin/apr-env experiment paper --scale cpu --out runs/paper_cpu --resume
 
 test: setup
 	$(VENV)/bin/ruff check .

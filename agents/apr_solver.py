@@ -47,7 +47,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from agents import lines, seeding
-from agents.search import BranchRule, SearchContext, best_first, path_lines, rating, run_to_end, start_node
+from agents.search import (
+    BranchRule,
+    Node,
+    SearchContext,
+    best_first,
+    ops_text_of,
+    path_lines,
+    rating,
+    run_to_end,
+    start_node,
+)
 from apr_env import grammar
 from apr_env.problem import Problem
 
@@ -154,6 +164,7 @@ class AprRootSearch:
         self.prompt = lines.node_prompt("0", self._ctx.target_text, start.nums_text, start.ops_text)
         self._written = 2  # lines already handed out; the first two are the prompt
         self._pending: tuple[SpawnRequest, ...] = ()
+        self._spawned: list = []  # the nodes of the pending requests, in request order
         self._answers = None
         self.finished = False
         self.solved = False
@@ -207,6 +218,28 @@ class AprRootSearch:
         self._answers = results
         self._pending = ()
 
+    def child(self, request: SpawnRequest) -> ChildSearch:
+        """The child thread a pending `request` asks for: `ChildSearch.from_request(request)`,
+        built from the node this root already holds (its heuristic and printed fields are not
+        computed again). `run_apr_tree` uses it by default.
+
+        Raises:
+            ValueError: `request` is not one of the pending spawn requests.
+        """
+        if request not in self._pending:
+            raise ValueError(f"node #{request.node_id} is not among this root's pending spawn requests")
+        node = self._spawned[request.index]
+        start = Node(node.id, node.nums, node.nums_text, node.h, None, None, ops_text_of(node))
+        return ChildSearch(
+            request.node_id,
+            request.target,
+            request.nums,
+            request.ops,
+            request.beam_size,
+            seed_key=request.seed_key,
+            start=start,
+        )
+
     def _spawn(self, ctx: SearchContext, node, explore: list, level: int):
         """APR branch handler: calling block, wait for answers, then goal + root path or go on."""
         lines = ctx.lines
@@ -223,7 +256,9 @@ class AprRootSearch:
             )
             for i, child in enumerate(explore)
         )
+        self._spawned = explore
         answers = yield requests
+        self._spawned = []
         for child, answer in zip(explore, answers):
             if answer is not None:
                 lines.append(grammar.goal_line(ctx.target, ctx.target))
@@ -242,26 +277,37 @@ class ChildSearch:
         beam_size: the child's beam.
         rng: an object with ``random()`` and ``shuffle(list)``; or give `seed_key`.
         seed_key: the child's stream key (`SpawnRequest.seed_key`).
+        start: the start node (an `agents.search.Node` without parent) when the caller
+            already has it (`AprRootSearch.child`); by default it is made from the arguments.
 
     Attributes:
         prompt: the child's two prompt lines, no trailing newline.
-        solved: after `run`, whether it reached the target.
+        solved: None before `run`; after it, whether it reached the target.
         answer_path: after a successful `run`, the answer path from the start node (no
             trailing newline): what the join block carries back to the parent.
         text: after `run`, the whole thread text, ``prompt + run()``.
     """
 
-    def __init__(self, node_id: str, target: int, nums, ops, beam_size: int, *, rng=None, seed_key=None):
+    def __init__(
+        self, node_id: str, target: int, nums, ops, beam_size: int, *, rng=None, seed_key=None, start=None
+    ):
         if rng is None:
             if seed_key is None:
                 raise TypeError("ChildSearch needs an rng or a seed_key")
             rng = seeding.make_rng(seed_key)
         self._ctx = SearchContext(target, beam_size, rng)
-        start = self._start = start_node(node_id, target, nums, ops)
-        self.prompt = lines.node_prompt(node_id, self._ctx.target_text, start.nums_text, start.ops_text)
+        if start is None:
+            start = start_node(node_id, target, nums, ops)
+        self._start = start
         self.solved: bool | None = None
         self.answer_path: str | None = None
         self.text: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The child's two prompt lines, no trailing newline (the first two lines it writes)."""
+        start = self._start
+        return lines.node_prompt(start.id, self._ctx.target_text, start.nums_text, start.ops_text)
 
     @classmethod
     def from_request(cls, request: SpawnRequest, rng=None) -> ChildSearch:
@@ -280,11 +326,13 @@ class ChildSearch:
         """Search to the end; return the text after the prompt (starts and ends with ``"\\n"``)."""
         if self.solved is not None:
             raise RuntimeError("ChildSearch.run() was already called; make a new ChildSearch")
-        self.solved = run_to_end(best_first(self._ctx, self._start, LEVEL, lead_moving=True))
-        self.text = "\n".join(self._ctx.lines) + "\n"  # lines[:2] are the prompt's two lines
-        if self.solved:
-            self.answer_path = grammar.extract_answer_path(self.text)
-        return self.text[len(self.prompt) :]
+        ctx = self._ctx
+        self.solved = run_to_end(best_first(ctx, self._start, LEVEL, lead_moving=True))
+        written = ctx.lines
+        self.text = "\n".join(written) + "\n"  # written[:2] are the prompt's two lines
+        if self.solved:  # the lines from the goal's answer path on: `grammar.extract_answer_path` of the text
+            self.answer_path = "\n".join(written[ctx.answer_at :])
+        return self.text[len(written[0]) + 1 + len(written[1]) :]
 
 
 def join_block(spawns: Sequence[SpawnRequest], answers: Sequence[str | None]) -> str:
@@ -300,10 +348,10 @@ def run_apr_tree(
 
     ``{"main_calls": [parent segment texts], "sub_calls": [[child trace_dict, ...] per
     spawn]}``, each child ``{"main_calls": [prompt + text], "sub_calls": []}``.
-    `make_child` builds a child from its request (default: `ChildSearch.from_request`,
-    seeded from the request's key).
+    `make_child` builds a child from its request (default: `AprRootSearch.child`, the same
+    child as `ChildSearch.from_request`, seeded from the request's key).
     """
-    make_child = make_child or ChildSearch.from_request
+    make_child = make_child or root.child
     main_calls, sub_calls = [], []
     segment = root.next_segment()
     text = root.prompt + segment.text

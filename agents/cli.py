@@ -3,6 +3,7 @@
 
     apr-env eval --agent apr --protocol apr --n 200
     apr-env eval --agent llm --backend transformers --model DIR --protocol apr --n 16
+    apr-env eval --agent llm --model runs/sft-small --problems runs/sft-small/test_problems.json
     apr-env eval --agent llm --backend sglang --url http://127.0.0.1:30000 --model DIR
     apr-env eval --agent ppo --model runs/ppo/model.zip --n 200        # a MaskablePPO macro policy
     apr-env show --protocol broadcast --index 3 --out episode.png
@@ -29,7 +30,7 @@ def _make_agent(args: argparse.Namespace):
     if args.agent in ("apr", "sos+", "symbolic"):
         from agents.symbolic import SymbolicAgent, SymbolicConfig
 
-        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size)), None
+        return SymbolicAgent(SymbolicConfig(beam_size=args.beam_size, sub_beam_size=args.sub_beam_size)), None
     if args.agent == "random":
         from agents.random_agent import RandomAgent
 
@@ -94,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finished episode, ``--out`` summarises them (``"complete": false`` and the error), and
     ``--resume`` plays only what is missing.
     """
-    from apr_env import Limits, generate_problems
+    from apr_env import Limits, generate_problems, load_problems
     from apr_env.provenance import provenance
     from apr_env.seeding import episode_seed
     from runtime.backends.base import BackendError
@@ -110,12 +111,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         protocol_kwargs["sub_call_budget"] = args.sub_call_budget
     if args.token_budget is not None:
         protocol_kwargs["token_budget"] = args.token_budget
-    problems = generate_problems(args.n, seed=args.problem_seed)
+    if args.problems:
+        problems = load_problems(args.problems)[: args.n]
+    else:
+        problems = generate_problems(args.n, seed=args.problem_seed)
     earlier: list[dict] = []
     if args.resume:
         earlier = load_records(args.records)
         check_resumable(earlier, problems, lambda i: episode_seed(args.seed, i), args.records)
-        print(f"resuming: {len(earlier)} of {args.n} episodes already in {args.records}", flush=True)
+        print(f"resuming: {len(earlier)} of {len(problems)} episodes already in {args.records}", flush=True)
     agent, backend = _make_agent(args)
     config = RunConfig(
         protocol=protocol,
@@ -174,6 +178,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         point["latency_s"] = _latency(records)
         results["points"].append(point)
         print_table(results)
+        lo, hi = point["accuracy_ci95"]
+        print(
+            f"accuracy {point['accuracy']:.3f} on {point['episodes']} problems "
+            f"(95% Wilson interval {lo:.3f}-{hi:.3f})"
+        )
         lat = point["latency_s"]
         print(
             f"latency per episode: mean {lat['mean']:.3f} s, p50 {lat['p50']:.3f} s, p95 {lat['p95']:.3f} s; "
@@ -253,8 +262,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", default=None, help="server URL for --backend sglang/openai")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--problem-seed", type=int, default=1)
+    p.add_argument(
+        "--problems",
+        default=None,
+        help="problem file (e.g. a run's test_problems.json): its first --n problems",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
+    p.add_argument("--sub-beam-size", type=int, default=None, help="symbolic apr: fix the children's beam")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
     p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")

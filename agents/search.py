@@ -117,6 +117,7 @@ class SearchContext:
     """
 
     __slots__ = (
+        "answer_at",
         "beam_size",
         "branch",
         "dist",
@@ -130,7 +131,9 @@ class SearchContext:
     )
 
     def __init__(self, target, beam_size, rng, branch=None, *, end_on_answer=True, flaw4=False):
-        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        if (  # the exact-int test first: one per thread
+            type(beam_size) is not int and (isinstance(beam_size, bool) or not isinstance(beam_size, int))
+        ) or beam_size < 1:
             raise ValueError(f"beam_size must be an int >= 1, got {beam_size!r}")
         self.target = target
         self.target_text = str(target)
@@ -142,6 +145,8 @@ class SearchContext:
         self.flaw4 = flaw4
         self.dist = distance_table(target)
         self.lines: list[str] = []
+        self.answer_at: int | None = None
+        """Index in `lines` where the answer path starts, once the goal is reached."""
 
 
 @dataclass
@@ -182,6 +187,37 @@ def _pairs(k: int) -> tuple:
 
 
 _H = itemgetter(0)
+
+# The literal pieces of the lines `best_first` and `expand` print (`agents.lines`), unpacked in
+# one go per call; neighbouring pieces are joined so that each f-string has few parts.
+_LOOP_PIECES = (
+    lines.STATE0,
+    lines.STATE1,
+    lines.STATE2,
+    lines.STATE3,
+    lines.MOVING0,
+    lines.MOVING1,
+    # a printed terminal child, two lines: f"{EXP0}{op}{EXP1 + NUMS0}{v}{NUMS1 + EXP2 + "\n" + UNEQ0}{v}{tail}"
+    lines.EXP0,
+    lines.EXP1 + lines.NUMS0,
+    lines.NUMS1 + lines.EXP2 + "\n" + lines.UNEQ0,
+    lines.OPS0,
+    lines.OPS_SEP,
+    lines.OPS1,
+    len(lines.OPS1),
+    lines.EMPTY_OPS,
+)
+_EXPAND_PIECES = (
+    lines.EXP0,
+    lines.EXP1,
+    lines.EXP2 + "\n" + lines.GEN0,
+    lines.GEN1,
+    lines.GEN3,
+    lines.GEN4,
+    lines.NUMS0,
+    lines.NUMS_SEP,
+    lines.NUMS1,
+)
 _NODE_H = attrgetter("h")
 
 
@@ -190,15 +226,18 @@ def candidates(ctx: SearchContext, node: Node) -> list[tuple[int, tuple[int, ...
     nums = node.nums
     dist = ctx.dist
     target = ctx.target
-    dn = [dist[x] if x <= target else x - target for x in nums]  # each number's share of h
     out = []
     append = out.append
     if len(nums) == 3:  # the common case, unrolled: pairs (0, 1), (0, 2), (1, 2)
         a, b, c = nums
-        for x, y, z, hz in ((a, b, c, dn[2]), (a, c, b, dn[1]), (b, c, a, dn[0])):
+        da = dist[a] if a <= target else a - target  # each number's share of h
+        db = dist[b] if b <= target else b - target
+        dc = dist[c] if c <= target else c - target
+        for x, y, z, hz in ((a, b, c, dc), (a, c, b, db), (b, c, a, da)):
             for v, op in combine(x, y):
                 append((hz + (dist[v] if v <= target else v - target), (z, v), op))
         return out
+    dn = [dist[x] if x <= target else x - target for x in nums]  # each number's share of h
     if len(nums) == 4:  # a problem's root, unrolled: pairs in `itertools.combinations` order
         a, b, c, d = nums
         da, db, dc, dd = dn
@@ -265,29 +304,34 @@ def expand(ctx: SearchContext, node: Node) -> tuple[list[Node], bool]:
         u0, u1 = lines.UNEQ0, ctx.unequal_tail
         for v, op in kept:
             if v == target:
-                append(f"{e0}{op}{e1}{n0}{v}{n1}")
-                append(lines.result(v, target))
-                out.extend(path_lines(ctx, node, (op, lines.nums_text((v,)))))
+                _write_goal(ctx, node, op, v)
                 return [], True
             append(f"{e0}{op}{e1}{n0}{v}{n1}\n{u0}{v}{u1}")  # two lines in one item: fewer allocations
         return [], False
     kept = _top_k(ctx, candidates(ctx, node))
     ctx.rng.shuffle(kept)
     explore = []
-    t = ctx.target_text
     prefix = node.id + ","
-    exp0, exp1, exp2 = lines.EXP0, lines.EXP1, lines.EXP2
-    gen0, gen1, gen2, gen3, gen4 = lines.GEN0, lines.GEN1, lines.GEN2, lines.GEN3, lines.GEN4
+    exp0, exp1, exp2, gen1, gen3, gen4, n0, sep, n1 = _EXPAND_PIECES
+    gen1 += ctx.target_text + lines.GEN2
     nums_text = lines.nums_text
-    n0, sep, n1 = lines.NUMS0, lines.NUMS_SEP, lines.NUMS1
     two = len(nums) == 3  # the children of a three-number node have two numbers
     for k, (h, child_nums, op) in enumerate(kept):
         txt = f"{n0}{child_nums[0]}{sep}{child_nums[1]}{n1}" if two else nums_text(child_nums)
         child_id = f"{prefix}{k}"
-        append(f"{exp0}{op}{exp1}{txt}{exp2}\n{gen0}{child_id}{gen1}{t}{gen2}{txt}{gen3}{op}{gen4}")
+        append(f"{exp0}{op}{exp1}{txt}{exp2}{child_id}{gen1}{txt}{gen3}{op}{gen4}")
         explore.append(Node(child_id, child_nums, txt, h, node, op))
     explore.sort(key=_NODE_H)
     return explore, False
+
+
+def _write_goal(ctx: SearchContext, node: Node, op: str, value: int) -> None:
+    """Write the terminal child of `node` that reached the target, the goal line and the answer path."""
+    out = ctx.lines
+    out.append(lines.exploring(op, lines.nums_text((value,))))
+    out.append(lines.result(value, value))
+    ctx.answer_at = len(out)
+    out.extend(path_lines(ctx, node, (op, lines.nums_text((value,)))))
 
 
 def path_lines(ctx: SearchContext, node: Node, last: tuple[str, str] | None = None) -> list[str]:
@@ -343,17 +387,14 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
     heappop = heapq.heappop
     shuffle = ctx.rng.shuffle
     target = ctx.target
-    t = ctx.target_text
-    st0, st1, st2, st3 = lines.STATE0, lines.STATE1, lines.STATE2, lines.STATE3
-    mv0, mv1 = lines.MOVING0, lines.MOVING1
-    u0, u1 = lines.UNEQ0, ctx.unequal_tail
-    e0, e1, n0, n1 = lines.EXP0, lines.EXP1, lines.NUMS0, lines.NUMS1 + lines.EXP2
-    o0, o_sep, o1, cut, no_ops = lines.OPS0, lines.OPS_SEP, lines.OPS1, len(lines.OPS1), lines.EMPTY_OPS
+    u1 = ctx.unequal_tail
+    st0, st1, st2, st3, mv0, mv1, e0, e1, e2, o0, o_sep, o1, cut, no_ops = _LOOP_PIECES
+    st0 += ctx.target_text + st1  # a state line is f"{st0}{nums_text}{st2}{ops_text}{st3}"
     if lead_moving:
         append(f"{mv0}{start.id}{mv1}")
-    heap = [(start.h, start)]
-    while heap:
-        current = [heappop(heap)[1] for _ in range(min(beam, len(heap)))]
+    heap = []
+    current = [start]  # the first iteration pops the start node, alone on the heap
+    while True:
         last = len(current) - 1
         for i, node in enumerate(current):
             nums = node.nums
@@ -365,7 +406,7 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                 )
                 if len(nums) > 2:  # its children will extend it
                     node.ops_text = ops_text
-            append(f"{st0}{t}{st1}{node.nums_text}{st2}{ops_text}{st3}")
+            append(f"{st0}{node.nums_text}{st2}{ops_text}{st3}")
             index = i
             if len(nums) == 2:  # terminal children only (the bulk of all expansions): inlined `expand`
                 cands = combine(nums[0], nums[1])
@@ -373,11 +414,9 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                 shuffle(kept)
                 for v, op in kept:
                     if v == target:
-                        append(f"{e0}{op}{e1}{n0}{v}{n1}")
-                        append(lines.result(v, target))
-                        out.extend(path_lines(ctx, node, (op, lines.nums_text((v,)))))
+                        _write_goal(ctx, node, op, v)
                         return True
-                    append(f"{e0}{op}{e1}{n0}{v}{n1}\n{u0}{v}{u1}")
+                    append(f"{e0}{op}{e1}{v}{e2}{v}{u1}")
             else:
                 explore, goal = expand(ctx, node)
                 if goal:
@@ -392,8 +431,10 @@ def best_first(ctx: SearchContext, start: Node, level: int = 0, *, lead_moving: 
                         heappush(heap, (child.h, child))
             if index < last:
                 append(f"{mv0}{current[index + 1].id}{mv1}")
-        if heap:
-            append(f"{mv0}{heap[0][1].id}{mv1}")
+        if not heap:
+            break
+        append(f"{mv0}{heap[0][1].id}{mv1}")
+        current = [heappop(heap)[1] for _ in range(min(beam, len(heap)))]
     append(grammar.NO_SOLUTION)
     return False
 

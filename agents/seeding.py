@@ -38,13 +38,26 @@ from math import factorial
 from operator import itemgetter
 
 _BLOCK_BITS = 512
+_SUFFIXES = tuple(b"#%d" % i for i in range(16))
+"""``b"#{i}"``, appended to the key for block i (most threads need one or two blocks)."""
+_blake2b = hashlib.blake2b
 _TABLE_MAX = 6
 """Lists up to this length are shuffled through a table of all their permutations."""
 _PERMS = {n: [itemgetter(*p) for p in permutations(range(n))] for n in range(2, _TABLE_MAX + 1)}
 _RADIX_MAX = 20
 """Lists up to this length draw one index below n! (n! < 2**62) and decode it in mixed radix."""
-_FACTORIAL = {n: factorial(n) for n in range(2, _RADIX_MAX + 1)}
-_BITS = {n: (f - 1).bit_length() for n, f in _FACTORIAL.items()}
+
+
+def _shuffle_spec(n: int) -> tuple:
+    """How `ThreadRandom.shuffle` shuffles a list of length n (see `_SHUFFLE`)."""
+    count = factorial(n)
+    bits = (count - 1).bit_length()
+    return count, bits, (1 << bits) - 1, _PERMS.get(n)
+
+
+_SHUFFLE = (None, None, *(_shuffle_spec(n) for n in range(2, _RADIX_MAX + 1)))
+"""Per list length n <= _RADIX_MAX: (n!, bits of an index below n!, their mask, the permutation
+table or None); None for n < 2 (nothing to shuffle)."""
 
 
 class ThreadRandom(random.Random):
@@ -60,7 +73,14 @@ class ThreadRandom(random.Random):
     """
 
     def __init__(self, key: str):
-        self.seed(key)
+        if type(key) is str:  # `seed`, inlined: one stream per search thread
+            self._key = key.encode()
+            self._block = 0
+            self._pool = 0
+            self._left = 0
+            self.gauss_next = None
+        else:
+            self.seed(key)
 
     def seed(self, a=None, version=2) -> None:
         """Restart the stream of key `a` (a str; bytes accepted)."""
@@ -73,7 +93,9 @@ class ThreadRandom(random.Random):
         self.gauss_next = None
 
     def _refill(self) -> None:
-        digest = hashlib.blake2b(self._key + b"#%d" % self._block, digest_size=64).digest()
+        block = self._block
+        suffix = _SUFFIXES[block] if block < len(_SUFFIXES) else b"#%d" % block
+        digest = _blake2b(self._key + suffix, digest_size=64).digest()
         self._block += 1
         self._pool |= int.from_bytes(digest, "little") << self._left
         self._left += _BLOCK_BITS
@@ -108,23 +130,31 @@ class ThreadRandom(random.Random):
     def shuffle(self, x: list) -> None:
         """Shuffle `x` in place, every order equally likely."""
         n = len(x)
-        if n < 2:
-            return
         if n > _RADIX_MAX:
             super().shuffle(x)
             return
-        count = _FACTORIAL[n]
-        bits = _BITS[n]
+        spec = _SHUFFLE[n]
+        if spec is None:
+            return
+        count, bits, mask, perms = spec
+        pool = self._pool
+        left = self._left
         while True:  # getrandbits(bits) until below n!, inlined: this is the solvers' hottest call
-            if bits > self._left:
+            if bits > left:
+                self._pool = pool
+                self._left = left
                 self._refill()
-            r = self._pool & ((1 << bits) - 1)
-            self._pool >>= bits
-            self._left -= bits
+                pool = self._pool
+                left = self._left
+            r = pool & mask
+            pool >>= bits
+            left -= bits
             if r < count:
                 break
-        if n <= _TABLE_MAX:
-            x[:] = _PERMS[n][r](x)
+        self._pool = pool
+        self._left = left
+        if perms is not None:
+            x[:] = perms[r](x)
             return
         for i in range(n - 1, 0, -1):
             r, j = divmod(r, i + 1)

@@ -12,8 +12,11 @@
   agree with the replay (the official SoS+ checker skipped this, flaw 18).
 
 Every input number must be used exactly once. Rules: ``"apr"`` (default: intermediate values
-are non-negative integers, division exact) or ``"rational"`` (free rational arithmetic;
-expressions only, paths are integer by grammar).
+are non-negative integers, division exact), ``"rational"`` (free rational arithmetic;
+expressions only, paths are integer by grammar) or ``"reasoning_gym"`` (the verdicts of
+reasoning-gym's Countdown ``score_answer``: Python's expression syntax with unary signs, no
+``= T``, no leading zeros, rational arithmetic; expressions only; see
+`apr_env.reasoning_gym_rules` for the grammar and the documented differences).
 
 Never raises on any `answer` value and never hangs: text longer than `max_length` is
 rejected by length before any parsing, and every step is linear in the text.
@@ -22,44 +25,37 @@ rejected by length before any parsing, and every step is linear in the text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from fractions import Fraction
 
-from apr_env.arithmetic import apply_op, check_rules
+from apr_env.arithmetic import RULES, apply_op
+from apr_env.errors import ConfigError
 from apr_env.grammar import RE_EXPLORING, RE_GENERATED, RE_GOAL, RE_MOVING, RE_STATE, parse_nums
 from apr_env.problem import Problem
+from apr_env.reasoning_gym_rules import verify_expression_rg
+from apr_env.verdict import (  # the codes are part of this module's interface too (`verifier.OK`, ...)
+    DIVISION_BY_ZERO,
+    DIVISION_NOT_EXACT,
+    EMPTY,
+    INCONSISTENT_STATE,
+    NEGATIVE_RESULT,
+    NO_GOAL,
+    NOT_TARGET,
+    NOT_TEXT,
+    NUMBER_REUSED,
+    NUMBER_UNUSED,
+    OK,
+    TOO_LONG,
+    UNKNOWN_NUMBER,
+    UNPARSEABLE,
+    WRONG_ARITHMETIC,
+    Verdict,
+)
+
+RULE_SETS = (*RULES, "reasoning_gym")
+"""The `rules` `verify` accepts: the arithmetic rule sets plus reasoning-gym's verdicts."""
 
 MAX_LENGTH = 10_000
 """Default size limit in characters (an answer path for 6 numbers is about 1,500)."""
-
-# Verdict codes: stable strings for programs; `Verdict.reason` is the sentence for people.
-OK = "ok"
-EMPTY = "empty"
-NOT_TEXT = "not_text"
-TOO_LONG = "too_long"
-UNPARSEABLE = "unparseable"
-UNKNOWN_NUMBER = "unknown_number"
-NUMBER_REUSED = "number_reused"
-NUMBER_UNUSED = "number_unused"
-WRONG_ARITHMETIC = "wrong_arithmetic"
-NEGATIVE_RESULT = "negative_result"
-DIVISION_BY_ZERO = "division_by_zero"
-DIVISION_NOT_EXACT = "division_not_exact"
-NOT_TARGET = "not_target"
-INCONSISTENT_STATE = "inconsistent_state"
-NO_GOAL = "no_goal"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Outcome of `verify`: `correct`, a stable `code` and a human `reason`."""
-
-    correct: bool
-    code: str
-    reason: str
-    form: str = "expression"
-    """'expression', 'path' or 'none' (nothing parseable was given)."""
-
 
 _CORRECT = {form: Verdict(True, OK, "correct", form) for form in ("expression", "path")}
 
@@ -75,18 +71,26 @@ def verify(problem: Problem, answer, *, rules: str = "apr", max_length: int = MA
         problem: the numbers and target. For a child thread's claim, the child's start
             state (e.g. ``Problem(83, (84, 2816))``).
         answer: any value; only a `str` can be correct.
-        rules: ``"apr"`` or ``"rational"``.
+        rules: ``"apr"``, ``"rational"`` or ``"reasoning_gym"``.
         max_length: texts longer than this are rejected unread (code ``too_long``).
 
     Returns:
         A `Verdict`. Examples: ``verify(Problem(24, (4, 6, 1, 1)), "4*6*1*1").correct`` is
         True; ``verify(Problem(24, (4, 6, 1, 1)), "4*6").code == "number_unused"``.
+
+    Raises:
+        ConfigError: `rules` is not one of `RULE_SETS` (a `ValueError`).
     """
-    check_rules(rules)
+    if rules not in RULE_SETS:
+        raise ConfigError(f"rules={rules!r} is not a rule set; accepted: {', '.join(map(repr, RULE_SETS))}")
     if not isinstance(answer, str):
         return _fail(NOT_TEXT, f"answer must be a str, got {type(answer).__name__}", "none")
     if len(answer) > max_length:
         return _fail(TOO_LONG, f"answer is {len(answer)} characters; the limit is {max_length}", "none")
+    if rules == "reasoning_gym":
+        if not answer.strip():
+            return _fail(EMPTY, "answer is empty", "none")
+        return verify_expression_rg(problem, answer)
     if "Goal Reached" in answer or "Exploring Operation" in answer or "Current State" in answer:
         return verify_path(problem, answer)
     if not answer.strip():

@@ -1,12 +1,15 @@
 """Issue-4 speed targets, both ratios measured side by side in one run.
 
-    .venv/bin/python benchmarks/agents_side_by_side.py            # ~1 min
+    .venv/bin/python benchmarks/agents_side_by_side.py            # ~1.5 min
     .venv/bin/python benchmarks/agents_side_by_side.py --quick    # smoke run
 
 1. Trace generation: our SoS+ and APR solvers vs a faithful re-implementation of the
    official ones (`benchmarks/baselines/official_solvers.py`), alternating chunks on the same
-   fresh problems (`benchmarks.bench_solvers.compare`). Target >= 3x (the reference figures on
-   this machine are 956 APR and 2,459 SoS+ traces/s; both are also printed).
+   fresh problems (`benchmarks.bench_solvers.compare`), repeated (`--repeats`, default 5): the
+   headline ratio takes each solver's best repeat (least disturbed by other processes on a
+   shared machine); every repeat's own ratio and their spread are recorded too. Target >= 3x
+   (the reference figures on this machine are 956 APR and 2,459 SoS+ traces/s; both are also
+   printed).
 2. Environment overhead: whole APR episodes through ``gymnasium.make("APRCountdown-v0")``
    played by `agents.symbolic.SymbolicAgent` (same texts as the raw solver), with the
    episode's exact token metrics and reward, vs the raw `agents.apr_solver.apr_trace` on the
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -92,16 +96,40 @@ def env_overhead(n: int, repeats: int = 3, seed: int = 11) -> dict:
     }
 
 
+def trace_generation(n: int, *, repeats: int, warmup: int) -> dict:
+    """`compare` `repeats` times (the warm-up only before the first); best-of ratios plus each run's."""
+    runs = [compare(n, seed=1, warmup=warmup if k == 0 else 0) for k in range(repeats)]
+    kinds = ("apr", "sosp")
+    out = {"n": n, "repeats": repeats}
+    for rates in ("traces_per_s", "cpu_traces_per_s"):
+        out[rates] = {name: max(run[rates][name] for run in runs) for name in runs[0][rates]}
+    out["ratio"] = {s: out["traces_per_s"][f"{s}_ours"] / out["traces_per_s"][f"{s}_official"] for s in kinds}
+    out["cpu_ratio"] = {
+        s: out["cpu_traces_per_s"][f"{s}_ours"] / out["cpu_traces_per_s"][f"{s}_official"] for s in kinds
+    }
+    out["ratio_runs"] = {s: [run["ratio"][s] for run in runs] for s in kinds}
+    out["cpu_ratio_runs"] = {s: [run["cpu_ratio"][s] for run in runs] for s in kinds}
+    out["ratio_spread"] = {
+        s: {"min": min(r), "median": statistics.median(r), "max": max(r)}
+        for s, r in out["ratio_runs"].items()
+    }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5, help="trace-generation comparisons (best-of)")
     parser.add_argument("--out", default="benchmarks/results/agents_side_by_side.json")
     args = parser.parse_args(argv)
     n_traces, n_env = (200, 60) if args.quick else (2000, 1000)
-    traces = compare(n_traces, seed=1, warmup=100 if args.quick else 1000)
+    traces = trace_generation(
+        n_traces, repeats=1 if args.quick else args.repeats, warmup=100 if args.quick else 1000
+    )
     overhead = env_overhead(n_env, repeats=1 if args.quick else 5)
     report = {
-        "command": "python benchmarks/agents_side_by_side.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/agents_side_by_side.py"
+        + (" --quick" if args.quick else f" --repeats {args.repeats}"),
         "provenance": provenance(),
         "trace_generation": {
             **traces,
@@ -114,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     tg = report["trace_generation"]
     for s in ("apr", "sosp"):
+        spread = tg["ratio_spread"][s]
         print(
             f"{s:5s} traces/s: ours {tg['traces_per_s'][f'{s}_ours']:.0f}, official re-implementation "
-            f"{tg['traces_per_s'][f'{s}_official']:.0f} -> {tg['ratio'][s]:.2f}x side by side "
-            f"({tg['ratio_to_reference_figures'][s]:.2f}x the quoted figure {OFFICIAL[s]:.0f}/s); target >= 3x "
+            f"{tg['traces_per_s'][f'{s}_official']:.0f} -> {tg['ratio'][s]:.2f}x side by side, best of "
+            f"{tg['repeats']} (runs {spread['min']:.2f}-{spread['max']:.2f}x, median {spread['median']:.2f}x; "
+            f"{tg['ratio_to_reference_figures'][s]:.2f}x the quoted figure {OFFICIAL[s]:.0f}/s); target >= 3x "
             + ("ok" if tg["ratio"][s] >= 3 else "MISSED")
         )
     ms = overhead["ms_per_episode"]

@@ -4,6 +4,8 @@
     apr-env bench                                   # make run
     apr-env bench --n 100 --protocols apr serial --out /tmp/bench
     apr-env bench --replot benchmarks/results/protocols   # redraw the plots of a recorded run
+    apr-env bench --ppo-model benchmarks/results/ppo/model.zip   # + the learned macro policy's row
+    apr-env experiment paper --scale cpu --out runs/paper_cpu --resume   # make paper
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "out": args.out,
         "context_window": args.context_window,
+        "ppo_model": args.ppo_model or "",
     }
     if args.protocols:
         kwargs["protocols"] = args.protocols
@@ -35,6 +38,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print_table(results)
     if args.out:
         print(f"results and plots in {args.out}/ ({results['wall_seconds']:.0f} s)")
+    return 0
+
+
+def cmd_experiment_paper(args: argparse.Namespace) -> int:
+    from apr_env.errors import ConfigError
+    from benchmarks.paper import run_paper
+    from benchmarks.paper_config import SCALES
+
+    try:
+        status = run_paper(SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume)
+    except ConfigError as err:
+        raise SystemExit(f"apr-env experiment paper: {err}") from err
+    print(", ".join(f"{stage} {what}" for stage, what in status.items()))
     return 0
 
 
@@ -51,6 +67,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/protocols", help="folder for results.json and PNGs")
     p.add_argument(
+        "--ppo-model",
+        metavar="ZIP",
+        help="add a row for a MaskablePPO macro policy (apr-env train ppo's model.zip) on the apr protocol",
+    )
+    p.add_argument(
         "--replot", metavar="DIR", help="only redraw the PNGs of a recorded run from DIR/results.json"
     )
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("experiment", help="end-to-end experiments (data, training, evaluation, report)")
+    exp = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    d = exp.add_parser(
+        "paper",
+        help="the paper's claims: data -> SFT (SoS+, APR) -> eval -> GRPO -> eval -> table + figures",
+        description="Scales (benchmarks/paper_config.py): cpu (small preset, 4 numbers in 1..20, "
+        "15M SFT tokens per model), gpu (paper preset, a fifth of the official data), paper (the "
+        "official recipe). Each stage writes OUT/STAGE/done.json and is skipped when present.",
+    )
+    d.add_argument("--scale", choices=("cpu", "gpu", "paper"), default="cpu")
+    d.add_argument("--out", default=None, help="run folder (default: runs/paper_SCALE)")
+    d.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (finished stages are skipped)"
+    )
+    d.set_defaults(func=cmd_experiment_paper)

@@ -79,6 +79,9 @@ class BenchConfig:
     """Processes running sweep points."""
     out: str = "benchmarks/results/protocols"
     """Folder for results.json and the PNG plots (None-like '' disables writing)."""
+    ppo_model: str = ""
+    """A MaskablePPO macro policy (`apr-env train ppo`'s model.zip) played on the same problems
+    under the apr protocol, as one more row (``apr (MaskablePPO)``) beside the symbolic sweeps."""
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.protocols if p not in KNOB]
@@ -111,6 +114,27 @@ def _point(args: tuple) -> dict:
     )
 
 
+def _ppo_point(cfg: BenchConfig) -> dict:
+    """The learned macro policy's row: same problems, window and seeds as the symbolic sweeps."""
+    from agents.sb3_agent import MacroPolicyAgent
+    from apr_env import generate_problems
+    from runtime.runner import RunConfig, run_episodes
+
+    agent = MacroPolicyAgent.load(cfg.ppo_model, context_window=cfg.context_window)
+    problems = generate_problems(cfg.n_problems, seed=cfg.problem_seed)
+    run_cfg = RunConfig(protocol="apr", limits=agent.config.limits, seed=cfg.seed)
+    started = time.perf_counter()
+    records = run_episodes(agent, problems, run_cfg)
+    return summarize(
+        records,
+        protocol="apr (MaskablePPO)",
+        knob="model",
+        value=Path(cfg.ppo_model).name,
+        windows=cfg.windows,
+        seconds=time.perf_counter() - started,
+    )
+
+
 def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
     """Run every sweep point; return the results (also written to `config.out` when set)."""
     jobs = [(p, v, asdict(config)) for p in config.protocols for v in config.sweeps[p]]
@@ -127,6 +151,8 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
             points.append(_point(job))
             bar.update(1)
     bar.close()
+    if config.ppo_model:
+        points.append(_ppo_point(config))
     results = {
         "config": asdict(config),
         "command": " ".join(["apr-env", *sys.argv[1:]])

@@ -7,8 +7,23 @@ the benchmarks and the trainers' evaluations all report the same numbers the sam
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion (95% for z = 1.96); (0, 1) when n = 0.
+
+    Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 or n successes,
+    which small evaluations of weak models hit often.
+    """
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def summarize(
@@ -38,6 +53,7 @@ def summarize(
         "value": value,
         "episodes": n,
         "accuracy": sum(correct) / n,
+        "accuracy_ci95": list(wilson_interval(sum(correct), n)),
         "total_tokens": mean("total_tokens"),
         "critical_path_tokens": mean("critical_path_tokens"),
         "prefill_tokens": mean("prefill_tokens"),

@@ -294,6 +294,39 @@ def test_run_apr_tree_uses_the_given_child_factory():
     assert made == ids
 
 
+def test_children_built_by_the_root_equal_children_built_from_their_requests():
+    # run_apr_tree builds children with AprRootSearch.child (reusing the root's nodes); the
+    # public ChildSearch.from_request must give the same trees, answers included.
+    for p in generate_problems(60, seed=43):
+        trees = []
+        for make_child in (None, ChildSearch.from_request):
+            root = AprRootSearch(p, beam_size=5, sub_beam_size=7, seed=2)
+            trees.append(run_apr_tree(root, make_child))
+        assert trees[0] == trees[1]
+
+
+def test_a_childs_answer_path_is_the_answer_extracted_from_its_text():
+    children = []
+    for p in generate_problems(30, seed=44):
+        root = AprRootSearch(p, beam_size=5, sub_beam_size=7, seed=2)
+
+        def make_child(request, root=root):
+            children.append(root.child(request))
+            return children[-1]
+
+        run_apr_tree(root, make_child)
+    assert {c.solved for c in children} == {True, False}  # both kinds checked
+    assert all(c.answer_path == grammar.extract_answer_path(c.text) for c in children)
+
+
+def test_the_root_builds_only_children_it_is_waiting_for():
+    root = AprRootSearch(Problem(83, (84, 64, 21, 23)), beam_size=9, sub_beam_size=9, seed=0)
+    other = AprRootSearch(Problem(83, (84, 64, 21, 23)), beam_size=9, sub_beam_size=9, seed=1)
+    request = other.next_segment().spawns[0]
+    with pytest.raises(ValueError, match=rf"node #{request.node_id} is not among this root's pending spawn"):
+        root.child(request)
+
+
 def test_statistics_are_near_the_official_solver():
     records = [apr_trace(p, seed=0) for p in generate_problems(1000, seed=41)]
     n = len(records)

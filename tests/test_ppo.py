@@ -70,3 +70,17 @@ def test_tiny_training_run_saves_a_policy_that_eval_plays(tmp_path, capsys):
     assert main([*argv, "--out", str(results)]) == 0
     point = json.loads(results.read_text())["points"][0]
     assert point["episodes"] == 3 and point["value"] == "ppo"
+
+
+def test_protocol_bench_adds_a_row_for_a_trained_macro_policy():
+    from pathlib import Path
+
+    from benchmarks.protocol_bench import BenchConfig, run_bench
+
+    model = Path(__file__).resolve().parents[1] / "benchmarks/results/ppo/model.zip"
+    config = BenchConfig(
+        n_problems=3, protocols=["serial"], sweeps={"serial": [1]}, workers=1, out="", ppo_model=str(model)
+    )
+    points = run_bench(config, progress=False)["points"]
+    assert [p["protocol"] for p in points] == ["serial", "apr (MaskablePPO)"]
+    assert points[1]["episodes"] == 3 and points[1]["total_tokens"] > 0

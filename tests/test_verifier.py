@@ -186,7 +186,8 @@ def test_rational_rules_still_refuse_division_by_zero_and_wrong_values():
 
 
 def test_unknown_rules_raise_with_the_accepted_names():
-    with pytest.raises(ValueError, match=r"rules='real' is not a rule set; accepted: 'apr', 'rational'"):
+    accepted = "accepted: 'apr', 'rational', 'reasoning_gym'"
+    with pytest.raises(ValueError, match=rf"^rules='real' is not a rule set; {accepted}$"):
         verify(P24, "4*6*1*1", rules="real")
 
 
@@ -507,7 +508,7 @@ _FRAGMENTS = [
         st.one_of(st.text(alphabet=_ALPHABET, max_size=12), st.sampled_from(_FRAGMENTS)), max_size=40
     ).map("".join),
     problem=st.sampled_from([P24, P10, Problem(0, (0, 0)), Problem(5, (5,))]),
-    rules=st.sampled_from(["apr", "rational"]),
+    rules=st.sampled_from(["apr", "rational", "reasoning_gym"]),
 )
 def test_grammar_shaped_text_gives_a_verdict(text, problem, rules):
     assert _is_well_formed(verify(problem, text, rules=rules))
@@ -551,10 +552,11 @@ def test_any_object_gives_a_not_text_verdict(answer):
 ADVERSARIAL = {name: text for name, text in adversarial_answers().items() if len(text) <= v.MAX_LENGTH}
 
 
+@pytest.mark.parametrize("rules", ["apr", "reasoning_gym"])
 @pytest.mark.parametrize("answer", list(ADVERSARIAL.values()), ids=list(ADVERSARIAL))
-def test_adversarial_inputs_at_the_size_limit_give_a_verdict(answer):
+def test_adversarial_inputs_at_the_size_limit_give_a_verdict(answer, rules):
     assert len(answer) <= v.MAX_LENGTH
-    verdict = verify(P10, answer)
+    verdict = verify(P10, answer, rules=rules)
     assert _is_well_formed(verdict)
     assert verdict.code != v.TOO_LONG
 

@@ -7,6 +7,9 @@
     apr-env train grpo --model ckpt/sft --problems data/train.json --group-size 5 --steps 150 --out runs/grpo
     apr-env train grpo --model ckpt/sft --problems data/train.json --steps 150 --out runs/grpo --resume
     apr-env train ppo --total-timesteps 30000 --out runs/ppo   # MaskablePPO on APRCountdownMacro-v0
+    apr-env model init --preset small --out runs/small-init --seed 0
+    apr-env model info runs/small-init
+    apr-env train sft --preset small --protocol apr --minutes 10 --out runs/sft-small
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import inspect
 import json
 from dataclasses import MISSING, fields
 from itertools import pairwise
+from pathlib import Path
 
 
 def cmd_data_problems(args: argparse.Namespace) -> int:
@@ -88,6 +92,72 @@ def _register_ppo(train: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train_ppo)
 
 
+def cmd_model_init(args: argparse.Namespace) -> int:
+    from trainers.models import count_parameters, init_model, model_config
+
+    folder = init_model(args.preset, args.out, seed=args.seed)
+    n = count_parameters(model_config(args.preset))
+    print(f"wrote the {args.preset} preset ({n / 1e6:.2f}M parameters, seed {args.seed}) to {folder}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from trainers.models import load_model
+
+    model = load_model(args.path)
+    c = model.config
+    n = sum(p.numel() for p in model.parameters())
+    print(
+        f"{args.path}: {c.model_type}, {c.num_hidden_layers} layers, hidden {c.hidden_size}, "
+        f"{c.num_attention_heads} heads (head_dim {c.hidden_size // c.num_attention_heads}), "
+        f"context {c.max_position_embeddings}, vocab {c.vocab_size}, {n / 1e6:.2f}M parameters"
+    )
+    return 0
+
+
+def cmd_train_sft(args: argparse.Namespace) -> int:
+    from trainers.sft import train_sft
+    from trainers.sft_config import SFTRunConfig
+
+    config = SFTRunConfig(**{f.name: getattr(args, f.name) for f in fields(SFTRunConfig)})
+    summary = train_sft(config)
+    print(
+        f"trained {summary['global_step']}/{summary['max_steps']} steps ({summary['stopped_by']}), "
+        f"{summary['tokens_seen']} tokens, final loss {summary['final_loss']}; model in {summary['model']}"
+    )
+    data = summary["data"]
+    print(
+        f"data: {data['rows']} rows from {data['traces_used']}/{data['traces']} traces "
+        f"(solved_only={data['solved_only']}, condition={data['condition']}); padding waste "
+        f"{data['padding_waste']['length_grouped']:.1%} length-grouped vs {data['padding_waste']['random']:.1%} random"
+    )
+    if "eval" in summary:
+        e = summary["eval"]
+        lo, hi = e["accuracy_ci95"]
+        print(
+            f"held-out eval: accuracy {e['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {e['episodes']} problems; "
+            f"wrote {Path(summary['model']) / 'eval.json'}"
+        )
+    return 0
+
+
+def _register_sft(train: argparse._SubParsersAction) -> None:
+    """`apr-env train sft`: one flag per `SFTRunConfig` field, its doc line as help."""
+    from trainers.sft_config import FIELD_DOCS, SFTRunConfig
+
+    p = train.add_parser("sft", help="supervised fine-tuning on solver traces (TRL SFTTrainer)")
+    for f in fields(SFTRunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=FIELD_DOCS[f.name]
+            )
+            continue
+        kind = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), type(f.default))
+        p.add_argument(flag, type=kind, default=f.default, help=FIELD_DOCS[f.name])
+    p.set_defaults(func=cmd_train_sft)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the trainers' subcommands to the `apr-env` parser."""
     p = sub.add_parser("data", help="write problems or solver traces to files")
@@ -117,9 +187,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", default="data/traces")
     d.set_defaults(func=cmd_data_traces)
 
+    p = sub.add_parser("model", help="model presets as Hugging Face folders")
+    model = p.add_subparsers(dest="what", required=True)
+    d = model.add_parser("init", help="write a randomly initialised preset with the Countdown tokenizer")
+    d.add_argument("--preset", choices=("tiny", "small", "paper"), default="small")
+    d.add_argument("--out", required=True, help="folder to write")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_model_init)
+    d = model.add_parser("info", help="load a model folder and print its shape")
+    d.add_argument("path")
+    d.set_defaults(func=cmd_model_info)
+
     train = sub.add_parser(
-        "train", help="train a model or a policy (GRPO on spawn trees, MaskablePPO)"
+        "train", help="train a model or a policy (SFT on solver traces, GRPO on spawn trees, MaskablePPO)"
     ).add_subparsers(dest="trainer", required=True, metavar="TRAINER")
+    _register_sft(train)
     _register_grpo(train)
     _register_ppo(train)
 

@@ -31,16 +31,22 @@ from runtime.progress import progress_bar
 PROTOCOLS = ("apr", "serial")
 
 
-def trace_record(problem: Problem, protocol: str, seed: int) -> dict:
-    """One problem's solver trace in the official layout (APR: `apr_trace`; serial: `sosp_trace`)."""
+def trace_record(
+    problem: Problem, protocol: str, seed: int, beam_size: int | None = None, sub_beam_size: int | None = None
+) -> dict:
+    """One problem's solver trace in the official layout (APR: `apr_trace`; serial: `sosp_trace`).
+
+    ``beam_size`` / ``sub_beam_size`` None draw the official distributions (APR 1..10 / beam..15,
+    SoS+ 1..5); ints fix them (smaller beams give shorter traces, for CPU-scale models).
+    """
     if protocol == "apr":
         from agents.apr_solver import apr_trace
 
-        return apr_trace(problem, seed=seed)
+        return apr_trace(problem, seed=seed, beam_size=beam_size, sub_beam_size=sub_beam_size)
     if protocol == "serial":
         from agents.sosp import sosp_trace
 
-        return sosp_trace(problem, seed=seed)
+        return sosp_trace(problem, seed=seed, beam_size=beam_size)
     raise ValueError(f"protocol {protocol!r} has no solver traces; accepted: {', '.join(PROTOCOLS)}")
 
 
@@ -96,8 +102,10 @@ def official_token_stats(record: dict, tokenizer=None) -> dict:
 
 
 def _chunk(args: tuple) -> list[dict]:
-    problems, protocol, seed, start, token_stats = args
-    records = [trace_record(p, protocol, episode_seed(seed, start + i)) for i, p in enumerate(problems)]
+    problems, protocol, seed, start, token_stats, beams = args
+    records = [
+        trace_record(p, protocol, episode_seed(seed, start + i), *beams) for i, p in enumerate(problems)
+    ]
     if token_stats is not False and protocol == "apr":
         tok = load_tokenizer(token_stats)
         for record in records:
@@ -114,14 +122,21 @@ def build_traces(
     progress: bool = False,
     chunk: int = 256,
     token_stats=False,
+    beam_size: int | None = None,
+    sub_beam_size: int | None = None,
 ) -> list[dict]:
     """Trace records for `problems` (same output for any `workers`/`chunk`).
 
     `token_stats`: False (default) leaves the official token statistics out; None adds them
     counted with the Countdown tokenizer, a Hugging Face tokenizer folder (e.g. Llama-2's, as
     the official files) adds them counted with it (APR only; see `official_token_stats`).
+    `beam_size`, `sub_beam_size`: fix the solvers' beams (see `trace_record`); None: official.
     """
-    jobs = [(problems[s : s + chunk], protocol, seed, s, token_stats) for s in range(0, len(problems), chunk)]
+    beams = (beam_size, sub_beam_size)
+    jobs = [
+        (problems[s : s + chunk], protocol, seed, s, token_stats, beams)
+        for s in range(0, len(problems), chunk)
+    ]
     bar = progress_bar(len(problems), enabled=progress, desc=f"{protocol} traces", unit="trace")
     out: list[dict] = []
     if workers > 1 and len(jobs) > 1:

@@ -1,0 +1,385 @@
+"""The paper's claims end to end: data -> SFT (SoS+, APR) -> eval -> GRPO (APR) -> eval -> table + plots.
+
+    apr-env experiment paper --scale cpu --out runs/paper_cpu --resume     # make paper
+    apr-env experiment paper --scale gpu --out runs/paper_gpu              # documented, not run here
+
+Every stage goes through the project's public pieces: the data builder
+(`apr_env.split_problems`, `trainers.data.build_traces`/`write_traces`, `trainers.sft_data.build_rows`
+for token counts), `train sft` (`trainers.sft.train_sft`), `train grpo` (`trainers.grpo.train_grpo`),
+`apr-env eval` (the runtime's runner, records, latency) and `runtime.report` (summaries, Wilson
+intervals). A stage writes its outputs and a ``done.json`` (command, config, provenance, summary)
+into its own folder of RUN_DIR:
+
+    data/       train/test problems, APR and SoS+ traces, token counts per epoch
+    sft_sos/    the SoS+ model (train_sft's folder)      sft_apr/   the APR model
+    eval_sft/   one apr-env eval JSON + records JSONL per point (main rows, sweeps, best-of-N, solvers)
+    grpo_apr/   GRPO on the APR model (metrics.csv, model/)
+    eval_grpo/  the same evaluation points for the GRPO model
+    report/     table.md, table.json (Wilson 95% intervals), fig4a/fig4b/fig6/grpo_curve PNGs
+
+A stage with a ``done.json`` is skipped; a stage without one runs and continues whatever it had
+finished (SFT and GRPO from their checkpoints, evaluations episode by episode from their
+records); once a stage runs, every later stage is cleared and rerun, since its inputs changed.
+RUN_DIR/config.json pins the config: continuing (``--resume``) with another config is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from apr_env.errors import ConfigError
+from apr_env.provenance import provenance
+from benchmarks.paper_config import PaperConfig
+
+STAGES = ("data", "sft_sos", "sft_apr", "eval_sft", "grpo_apr", "eval_grpo", "report")
+DONE = "done.json"
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+def stage_data(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """Problems (train/test without a shared key), solver traces of both protocols, token counts."""
+    from apr_env import save_problems, split_problems
+    from apr_env.generator import GeneratorConfig
+    from apr_env.tokenizer import default_tokenizer
+    from trainers.data import build_traces, write_traces
+    from trainers.sft_data import build_rows
+
+    gen = GeneratorConfig(
+        min_numbers=cfg.numbers,
+        max_numbers=cfg.numbers,
+        min_value=cfg.min_value,
+        max_value=cfg.max_value,
+        min_target=cfg.min_target,
+        max_target=cfg.max_target,
+    )
+    splits = split_problems({"train": cfg.n_train, "test": cfg.n_test}, seed=cfg.seed, config=gen)
+    train, test = splits["train"], splits["test"]
+    overlap = len({p.key for p in train} & {p.key for p in test})
+    if overlap:
+        raise RuntimeError(f"{overlap} (sorted numbers, target) keys shared by train and test")
+    save_problems(train, out / "train_problems.json")
+    save_problems(test, out / "test_problems.json")
+    tok = default_tokenizer()
+    max_length = cfg.max_length or _preset_context(cfg.preset)
+    beams = cfg.beams or ((None, None),)
+    summary: dict = {"train": len(train), "test": len(test), "key_overlap": overlap, "protocols": {}}
+    for protocol in ("apr", "serial"):
+        records: list[dict] = []
+        for k, (beam, sub_beam) in enumerate(beams):  # equal shares of the problems, in order
+            part = train[k * len(train) // len(beams) : (k + 1) * len(train) // len(beams)]
+            records += build_traces(
+                part,
+                protocol,
+                seed=cfg.seed + k,
+                beam_size=beam,
+                sub_beam_size=sub_beam if protocol == "apr" else None,
+            )
+        write_traces(records, out / protocol)
+        rows, stats = build_rows(
+            records, tok, condition=cfg.condition, solved_only=cfg.solved_only, max_length=max_length
+        )
+        stats["tokens_per_epoch"] = sum(r["length"] for r in rows)
+        stats["solved"] = sum(bool(r["solved"]) for r in records) / len(records)
+        if protocol == "apr":
+            spawned = [r for r in records if r["trace_dict"]["sub_calls"]]
+            stats["spawn_rate"] = len(spawned) / len(records)
+        summary["protocols"][protocol] = stats
+    return summary
+
+
+def _preset_context(preset: str) -> int:
+    from trainers.models import model_config
+
+    return int(model_config(preset).max_position_embeddings)
+
+
+def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
+    from trainers.sft import train_sft
+    from trainers.sft_config import SFTRunConfig
+
+    data = _done(run, "data")["summary"]["protocols"][protocol]
+    epochs = 1.0
+    if cfg.sft_max_steps is None:  # the schedule ends at the token budget
+        epochs = max(cfg.sft_tokens / max(data["tokens_per_epoch"], 1), 1e-3)
+    config = SFTRunConfig(
+        out=str(out),
+        preset=cfg.preset,
+        data=str(run / "data" / protocol),
+        protocol=protocol,
+        n_test=0,
+        numbers=cfg.numbers,
+        min_value=cfg.min_value,
+        max_value=cfg.max_value,
+        min_target=cfg.min_target,
+        max_target=cfg.max_target,
+        problem_seed=cfg.seed,
+        solved_only=cfg.solved_only,
+        condition=cfg.condition,
+        max_length=cfg.max_length,
+        batch_size=cfg.sft_batch_size,
+        lr=cfg.sft_lr,
+        warmup_steps=cfg.sft_warmup_steps,
+        epochs=epochs,
+        max_steps=cfg.sft_max_steps or -1,
+        tokens=cfg.sft_tokens,
+        seed=cfg.seed,
+        save_steps=200,
+        resume=_has_checkpoint(out),
+        eval=False,  # evaluated by eval_sft on the pipeline's own held-out split
+        num_threads=cfg.num_threads,
+        progress=sys.stderr.isatty(),
+    )
+    summary = train_sft(config)
+    summary["command"] = _command("apr-env train sft", config)
+    return summary
+
+
+def stage_sft_sos(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """SoS+ model: `train sft` on the serial traces, the same preset and token budget as APR."""
+    return _sft(cfg, run, out, "serial")
+
+
+def stage_sft_apr(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """APR model: `train sft` on the APR traces."""
+    return _sft(cfg, run, out, "apr")
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return folder.is_dir() and any(p.name.startswith("checkpoint-") for p in folder.iterdir())
+
+
+def _median_condition(run: Path, protocol: str) -> dict:
+    """The median condition of the training demonstrations (as `train sft`'s own evaluation uses)."""
+    from apr_env.tokenizer import default_tokenizer
+    from trainers.sft_data import sub_call_budget, token_budget
+
+    records = json.loads((run / "data" / protocol / "traces.json").read_text())
+    used = [r for r in records if r.get("solved")] or records
+    if protocol == "apr":
+        return {"sub_call_budget": int(statistics.median_low(sub_call_budget(r) for r in used))}
+    tok = default_tokenizer()
+    return {"token_budget": int(statistics.median_low(token_budget(r, tok) for r in used))}
+
+
+def _eval_points(cfg: PaperConfig, run: Path, which: str) -> list[dict]:
+    """The evaluation points of one stage: name, row, agent, model, protocol, condition, n, sampling."""
+    points = []
+    models = {"sos": run / "sft_sos", "apr": run / "sft_apr"}
+    if which == "grpo":
+        models = {"apr": run / "grpo_apr" / "model"}
+    for kind, model in models.items():
+        protocol = "serial" if kind == "sos" else "apr"
+        label = {"sos": "SoS+ (SFT)", "apr": "APR (SFT)" if which == "sft" else "APR (SFT + GRPO)"}[kind]
+        cond = _median_condition(run, protocol) if cfg.condition else {}
+        points.append(dict(name=f"{kind}_main", row=label, agent="llm", model=model, protocol=protocol,
+                           cond=cond, n=cfg.eval_n, temperature=0.0, seed=cfg.seed))  # fmt: skip
+        if cfg.condition:
+            key, values = (
+                ("token_budget", cfg.token_budgets)
+                if kind == "sos"
+                else ("sub_call_budget", cfg.sub_call_budgets)
+            )
+            for v in values:
+                points.append(dict(name=f"{kind}_{key}_{v}", row=label, agent="llm", model=model,
+                                   protocol=protocol, cond={key: v}, n=cfg.sweep_n, temperature=0.0,
+                                   seed=cfg.seed, sweep=key, sweep_value=v))  # fmt: skip
+        if kind == "sos":
+            for k in range(max(cfg.bon_ns, default=0)):
+                points.append(dict(name=f"sos_sample_{k}", row="SoS+ best-of-N", agent="llm", model=model,
+                                   protocol=protocol, cond=cond, n=cfg.sweep_n,
+                                   temperature=cfg.bon_temperature, seed=cfg.seed + 1 + k))  # fmt: skip
+    if which == "sft":
+        for agent, protocol, row in (
+            ("apr", "apr", "APR solver (ceiling)"),
+            ("sos+", "serial", "SoS+ solver (ceiling)"),
+        ):
+            points.append(dict(name=f"solver_{protocol}", row=row, agent=agent, model=None, protocol=protocol,
+                               cond={}, n=cfg.eval_n, temperature=0.0, seed=cfg.seed))  # fmt: skip
+    return points
+
+
+def _eval_argv(cfg: PaperConfig, run: Path, out: Path, point: dict) -> list[str]:
+    argv = ["eval", "--agent", point["agent"], "--protocol", point["protocol"],
+            "--problems", str(run / "data" / "test_problems.json"), "--n", str(point["n"]),
+            "--seed", str(point["seed"]), "--temperature", str(point["temperature"]),
+            "--context-window", str(cfg.eval_window), "--concurrency", str(cfg.concurrency),
+            "--out", str(out / f"{point['name']}.json"), "--records", str(out / f"{point['name']}.jsonl")]  # fmt: skip
+    if point["model"] is not None:
+        argv += ["--backend", "transformers", "--model", str(point["model"])]
+    else:
+        beam, sub_beam = cfg.beams[len(cfg.beams) // 2] if cfg.beams else (None, None)
+        argv += [] if beam is None else ["--beam-size", str(beam), "--sub-beam-size", str(sub_beam)]
+    for key, value in point["cond"].items():
+        argv += ["--" + key.replace("_", "-"), str(value)]
+    if (out / f"{point['name']}.jsonl").is_file():
+        argv.append("--resume")
+    return argv
+
+
+def _evaluate(cfg: PaperConfig, run: Path, out: Path, which: str) -> dict:
+    """Every point through `apr-env eval` (in process): a JSON summary and a records JSONL per point."""
+    from apr_env.cli import main as apr_env_main
+
+    points = _eval_points(cfg, run, which)
+    done = {}
+    for point in points:
+        result = out / f"{point['name']}.json"
+        if not (result.is_file() and json.loads(result.read_text()).get("complete")):
+            argv = _eval_argv(cfg, run, out, point)
+            if cfg.num_threads:
+                import torch
+
+                torch.set_num_threads(cfg.num_threads)
+            with redirect_stdout(sys.stderr):
+                status = apr_env_main(argv)
+            if status != 0:
+                raise RuntimeError(f"apr-env {' '.join(argv)} failed with status {status}")
+        done[point["name"]] = {**{k: str(v) if isinstance(v, Path) else v for k, v in point.items()},
+                               "command": "apr-env " + " ".join(_eval_argv(cfg, run, out, point))}  # fmt: skip
+    return {"points": done}
+
+
+def stage_eval_sft(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """Both SFT models (main row, budget sweeps, best-of-N samples) and the symbolic solvers."""
+    return _evaluate(cfg, run, out, "sft")
+
+
+def stage_grpo_apr(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """`train grpo` on the APR SFT model, problems drawn from the training split."""
+    from trainers.grpo import train_grpo
+    from trainers.grpo_config import GRPOConfig
+
+    if cfg.num_threads:
+        import torch
+
+        torch.set_num_threads(cfg.num_threads)
+    config = GRPOConfig(
+        model=str(run / "sft_apr"),
+        problems=str(run / "data" / "train_problems.json"),
+        out=str(out),
+        steps=cfg.grpo_steps,
+        seed=cfg.seed,
+        resume=(out / "checkpoint").is_dir(),
+        save_every=5,
+        tensorboard=False,
+        progress=sys.stderr.isatty(),
+        problems_per_step=cfg.grpo_problems_per_step,
+        group_size=cfg.grpo_group_size,
+        protocol="apr",
+        protocol_kwargs=_median_condition(run, "apr") if cfg.condition else {},
+        context_window=cfg.main_window,
+        max_new_tokens=cfg.grpo_max_new_tokens,
+        reward=cfg.grpo_reward,
+        ppo_epochs=cfg.grpo_ppo_epochs,
+        lr=cfg.grpo_lr,
+        kl_beta=cfg.grpo_kl_beta,
+    )
+    last = train_grpo(config)
+    return {"last_step": last, "command": _command("apr-env train grpo", config), "model": str(out / "model")}
+
+
+def stage_eval_grpo(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """The GRPO model at the same points as the APR SFT model."""
+    return _evaluate(cfg, run, out, "grpo")
+
+
+def stage_report(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """table.md, table.json and the figures from the evaluation records and GRPO metrics."""
+    from benchmarks.paper_report import write_report
+
+    return write_report(cfg, run, out)
+
+
+STAGE_FUNCS: dict[str, Callable[[PaperConfig, Path, Path], dict]] = {
+    "data": stage_data,
+    "sft_sos": stage_sft_sos,
+    "sft_apr": stage_sft_apr,
+    "eval_sft": stage_eval_sft,
+    "grpo_apr": stage_grpo_apr,
+    "eval_grpo": stage_eval_grpo,
+    "report": stage_report,
+}
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def _command(prefix: str, config) -> str:
+    """The CLI command equivalent to a config dataclass (flags are field names with dashes)."""
+    from dataclasses import fields
+
+    parts = [prefix]
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None or value == [] or value == {}:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(value, dict):
+            parts += [flag, f"'{json.dumps(value)}'"]
+        else:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+def _done(run: Path, stage: str) -> dict:
+    return json.loads((run / stage / DONE).read_text())
+
+
+def run_paper(cfg: PaperConfig, run_dir: str | Path, *, resume: bool = False, log=print) -> dict:
+    """Run (or continue) every stage of the experiment in `run_dir`; returns {stage: 'ran' | 'skipped'}.
+
+    Raises:
+        ConfigError: `run_dir` holds a run but `resume` is off, or holds a run of another config.
+    """
+    run = Path(run_dir)
+    pinned = run / "config.json"
+    config = json.loads(json.dumps(cfg.to_dict()))
+    if pinned.is_file():
+        if not resume:
+            raise ConfigError(
+                f"{run} already holds a run; pass --resume to continue it, or choose another --out"
+            )
+        earlier = json.loads(pinned.read_text())
+        if earlier != config:
+            diff = sorted(k for k in set(earlier) | set(config) if earlier.get(k) != config.get(k))
+            raise ConfigError(f"{run} holds a run of another config (fields {', '.join(diff)} differ)")
+    run.mkdir(parents=True, exist_ok=True)
+    pinned.write_text(json.dumps(config, indent=2) + "\n")
+    status = {}
+    upstream_ran = False
+    for stage in STAGES:
+        out = run / stage
+        if (out / DONE).is_file() and not upstream_ran:
+            status[stage] = "skipped"
+            log(f"[paper] {stage}: done, skipped")
+            continue
+        if upstream_ran and out.exists():
+            shutil.rmtree(out)  # built from inputs that changed
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"[paper] {stage}: running")
+        started = time.perf_counter()
+        summary = STAGE_FUNCS[stage](cfg, run, out)
+        done = {
+            "stage": stage,
+            "command": f"apr-env experiment paper --scale {cfg.scale} --out {run} --resume",
+            "config": config,
+            "seconds": time.perf_counter() - started,
+            "provenance": provenance(),
+            "summary": summary,
+        }
+        (out / DONE).write_text(json.dumps(done, indent=2, default=str) + "\n")
+        status[stage] = "ran"
+        upstream_ran = True
+        log(f"[paper] {stage}: done in {done['seconds']:.0f} s")
+    return status

@@ -1,0 +1,128 @@
+"""Smoke test of the paper experiment (`benchmarks.paper`): every stage with `tiny` on a handful of problems.
+
+Checks that every artefact exists and parses, that a rerun skips finished stages, that
+``--resume`` after deleting one stage's done.json reruns exactly that stage and the later ones,
+and that a run folder is never silently reused without ``--resume`` or with another config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from apr_env import load_problems
+from apr_env.errors import ConfigError
+from benchmarks.paper import STAGES, run_paper
+from benchmarks.paper_config import SCALES, PaperConfig
+
+SMOKE = replace(
+    SCALES["cpu"],
+    scale="smoke",
+    preset="tiny",
+    n_train=12,
+    n_test=4,
+    beams=((2, 3), (3, 4)),
+    sft_tokens=3000,
+    sft_batch_size=4,
+    sft_warmup_steps=1,
+    eval_n=3,
+    sweep_n=2,
+    eval_window=192,
+    windows=(96, 192),
+    main_window=192,
+    token_budgets=(512,),
+    sub_call_budgets=(3,),
+    bon_ns=(2,),
+    grpo_steps=1,
+    grpo_problems_per_step=2,
+    grpo_group_size=2,
+    grpo_max_new_tokens=48,
+    concurrency=8,
+)
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("paper")
+    status = run_paper(SMOKE, run, log=_quiet)
+    assert status == dict.fromkeys(STAGES, "ran")
+    return run
+
+
+def test_every_stage_writes_its_outputs_and_a_done_summary(run_dir):
+    for stage in STAGES:
+        done = json.loads((run_dir / stage / "done.json").read_text())
+        assert done["stage"] == stage and done["config"]["preset"] == "tiny"
+        assert done["provenance"]["commit"] and "summary" in done
+    data = json.loads((run_dir / "data" / "done.json").read_text())["summary"]
+    train = load_problems(run_dir / "data" / "train_problems.json")
+    test = load_problems(run_dir / "data" / "test_problems.json")
+    assert (len(train), len(test)) == (12, 4) and data["key_overlap"] == 0
+    assert not {p.key for p in train} & {p.key for p in test}
+    assert all(len(p.numbers) == 4 and max(p.numbers) <= 20 for p in train + test)
+    for protocol in ("apr", "serial"):
+        assert json.loads((run_dir / "data" / protocol / "traces.json").read_text())
+        assert data["protocols"][protocol]["tokens_per_epoch"] > 0
+    for model in ("sft_sos", "sft_apr", "grpo_apr/model"):
+        assert (run_dir / model / "config.json").is_file() and (
+            run_dir / model / "model.safetensors"
+        ).is_file()
+    sos = json.loads((run_dir / "sft_sos" / "done.json").read_text())["summary"]
+    apr = json.loads((run_dir / "sft_apr" / "done.json").read_text())["summary"]
+    assert sos["config"]["tokens"] == apr["config"]["tokens"] == 3000  # the same budget
+    assert sos["config"]["preset"] == apr["config"]["preset"] == "tiny"
+    assert sos["command"].startswith("apr-env train sft") and "--protocol serial" in sos["command"]
+    assert (run_dir / "grpo_apr" / "metrics.csv").read_text().count("\n") == 2  # header + 1 step
+
+
+def test_table_and_figures(run_dir):
+    table = json.loads((run_dir / "report" / "table.json").read_text())
+    rows = {(r["stage"], r["point"]): r for r in table["rows"]}
+    expected = {"sos_main", "sos_token_budget_512", "apr_main", "apr_sub_call_budget_3", "sos_bon_2",
+                "solver_apr", "solver_serial"}  # fmt: skip
+    assert expected <= {p for s, p in rows if s == "eval_sft"}
+    assert {"apr_main", "apr_sub_call_budget_3"} <= {p for s, p in rows if s == "eval_grpo"}
+    for r in table["rows"]:
+        lo, hi = r["accuracy_ci95"]
+        assert 0 <= lo <= r["accuracy"] <= hi <= 1 and r["episodes"] in (2, 3)
+    assert (
+        rows[("eval_sft", "solver_apr")]["children_per_spawn"] >= 2
+    )  # the ceiling really searches in parallel
+    assert set(rows[("eval_sft", "apr_main")]["accuracy_at_window"]) == {"96", "192"}
+    assert [c["step"] for c in table["grpo_curve"]] == [1.0]
+    md = (run_dir / "report" / "table.md").read_text()
+    assert md.count("\n| ") == len(table["rows"]) + 1 and "APR (SFT + GRPO)" in md
+    for name in ("fig4a_accuracy_vs_total_tokens", "fig4b_accuracy_vs_window", "fig6_accuracy_vs_latency",
+                 "grpo_curve"):  # fmt: skip
+        assert (run_dir / "report" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_skips_and_resume_reruns_from_a_deleted_stage(run_dir):
+    assert run_paper(SMOKE, run_dir, resume=True, log=_quiet) == dict.fromkeys(STAGES, "skipped")
+    before = (run_dir / "report" / "table.json").stat().st_mtime_ns
+    (run_dir / "eval_grpo" / "done.json").unlink()
+    status = run_paper(SMOKE, run_dir, resume=True, log=_quiet)
+    assert status == {**dict.fromkeys(STAGES[:5], "skipped"), "eval_grpo": "ran", "report": "ran"}
+    assert (run_dir / "report" / "table.json").stat().st_mtime_ns > before
+
+
+def test_a_run_folder_is_not_reused_silently(run_dir):
+    with pytest.raises(ConfigError, match="--resume"):
+        run_paper(SMOKE, run_dir, log=_quiet)
+    with pytest.raises(ConfigError, match="n_test"):
+        run_paper(replace(SMOKE, n_test=5), run_dir, resume=True, log=_quiet)
+
+
+def test_every_scale_is_documented_and_valid():
+    assert set(SCALES) == {"cpu", "gpu", "paper"}
+    assert SCALES["paper"].preset == "paper" and SCALES["paper"].grpo_steps == 150
+    assert SCALES["cpu"].preset == "small" and SCALES["cpu"].n_test >= 500
+    assert 15_000_000 <= SCALES["cpu"].sft_tokens <= 20_000_000
+    with pytest.raises(ConfigError, match="eval_n"):
+        PaperConfig(scale="x", n_test=10, eval_n=20)
