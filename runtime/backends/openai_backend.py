@@ -17,9 +17,20 @@ Request extensions beyond OpenAI's own fields (``top_k``, ``stop_token_ids``,
 ``skip_special_tokens``, ``no_stop_trim`` (SGLang), ``include_stop_str_in_output`` (vLLM),
 ``return_token_ids``, ``return_tokens_as_token_ids``) are sent when ``extensions=True`` (the
 default); vLLM and SGLang accept unknown fields, strict servers may not (set it False there).
-``finish_reason`` is OpenAI's ``"stop"|"length"`` (plus SGLang's ``"abort"``); the matched stop
-is SGLang's ``matched_stop`` or vLLM's ``stop_reason``. ``usage.prompt_tokens_details.cached_tokens``
-is read when the server reports it (SGLang ``--enable-cache-report``), else 0.
+``finish_reason``: every value vLLM documents (``vllm/v1/engine/__init__.py::FinishReason``) is
+handled. ``stop`` and ``length`` (OpenAI's), ``abort`` (vLLM and SGLang) and ``repetition`` (vLLM's
+repetition detection; the thread ends like a stop without a stop token) become the result's
+`finish_reason` (see `base.FINISH_REASONS`). ``error`` (a request-level failure inside vLLM) raises
+`BackendGenerationError` for that request, naming the request and server. ``null`` is only valid in
+streamed chunks before the last; this backend asks ``stream: false``, so a null finish reason is a
+malformed response (`BackendResponseError` naming the field). The matched stop is SGLang's
+``matched_stop`` or vLLM's ``stop_reason``.
+
+``cached_tokens`` (prompt tokens served from the server's prefix cache, reported per call in the
+records' ``cached_tokens``) is read from ``usage.prompt_tokens_details.cached_tokens`` and is 0 when
+the server leaves it out: vLLM reports it only when started with
+``--enable-prompt-tokens-details``, SGLang only with ``--enable-cache-report``. A 0 from a server
+started without the flag means "not reported", not "no cache hits".
 
 One request per POST on a thread pool (see `sglang_backend.py` for why). Retries and timeouts:
 `http_policy.py`. KV hints are ignored.
@@ -27,6 +38,7 @@ One request per POST on a thread pool (see `sglang_backend.py` for why). Retries
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import warnings
@@ -36,7 +48,7 @@ from typing import Any
 from runtime.backends.base import FINISH_REASONS, GenerationRequest, GenerationResult, is_int_list
 from runtime.backends.detokenize import make_decode
 from runtime.backends.http_backend import PooledHTTPBackend, response_field_error
-from runtime.backends.http_errors import BackendResponseError
+from runtime.backends.http_errors import BackendGenerationError, BackendResponseError, body_excerpt
 from runtime.backends.http_policy import HTTPPolicy
 
 _TOKEN_ID_PREFIX = "token_id:"
@@ -186,8 +198,29 @@ class OpenAIBackend(PooledHTTPBackend):
         if not isinstance(text, str):
             raise _bad(data, "choices[0].text", url, "is missing or not a string")
         finish = choice.get("finish_reason")
+        if finish == "error":
+            raise BackendGenerationError(
+                f"/v1/completions: the server reports finish_reason 'error' for {request.request_id}: "
+                "generation failed inside the server (vLLM: a request-level internal error, e.g. a KV "
+                "load failure); the partial output is discarded. Check the server's log",
+                url=url,
+                body=body_excerpt(json.dumps(data, default=str)),
+            )
+        if finish is None:
+            raise _bad(
+                data,
+                "choices[0].finish_reason",
+                url,
+                "is null: only streamed chunks before the last may omit it, and this backend asks "
+                "stream=false, so the server returned an unfinished completion",
+            )
         if finish not in FINISH_REASONS:
-            raise _bad(data, "choices[0].finish_reason", url, f"is {finish!r}; expected stop|length|abort")
+            raise _bad(
+                data,
+                "choices[0].finish_reason",
+                url,
+                f"is {finish!r}; expected one of {'|'.join(sorted(FINISH_REASONS | {'error'}))}",
+            )
         logprobs_obj = choice.get("logprobs")
         if logprobs_obj is not None and not isinstance(logprobs_obj, dict):
             raise _bad(data, "choices[0].logprobs", url, "is not an object")

@@ -52,7 +52,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from runtime.backends.base import (
-    FINISH_REASONS,
     BackendError,
     GenerationRequest,
     GenerationResult,
@@ -101,9 +100,14 @@ def _missing(data: Any, path: str, url: str, why: str = "is missing") -> Backend
     return response_field_error("SGLang /generate", data, path, url, why)
 
 
+SGLANG_FINISH_TYPES = frozenset({"stop", "length", "abort"})
+"""The ``type`` values of SGLang's finish reason (``schedule_batch.py``: FINISH_MATCHED_TOKEN/STR
+-> stop, FINISH_LENGTH -> length, FINISH_ABORT -> abort); a subset of `FINISH_REASONS`."""
+
+
 def parse_finish_reason(finish: Any, data: Any, url: str) -> tuple[str, int | str | None]:
     """SGLang's ``meta_info.finish_reason`` dict -> (finish_reason, matched_stop)."""
-    if not isinstance(finish, dict) or finish.get("type") not in FINISH_REASONS:
+    if not isinstance(finish, dict) or finish.get("type") not in SGLANG_FINISH_TYPES:
         raise _missing(
             data, "meta_info.finish_reason", url, f"is {finish!r}; expected type stop|length|abort"
         )
