@@ -165,13 +165,6 @@ EQUIVALENT: list[dict[str, str]] = [
     },
     {
         "module": "episode",
-        "function": "Episode._join_text",
-        "removed": "return text + self.protocol.separate(text[-1:] or _tail(thread), rendered)",
-        "added": "return text + self.protocol.separate(text[-2:] or _tail(thread), rendered)",
-        "why": _LAST_CHARACTER,
-    },
-    {
-        "module": "episode",
         "function": "Episode.__init__",
         "removed": "self._generated_bound = 0  # upper bound on generated tokens so far (chars or exact ids)",
         "added": "self._generated_bound = 1  # upper bound on generated tokens so far (chars or exact ids)",
@@ -267,13 +260,6 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if type(None) is str:  # plain text, the usual action: no action object to build",
         "why": "coerce_action turns a str into Text(str): no ids, no meta, not partial, the same path "
         "(the branch only saves building the action object)",
-    },
-    {
-        "module": "episode",
-        "function": "Episode._clean",
-        "removed": "def _clean(self, thread: Thread, text: str, *, separate: bool = True) -> str:",
-        "added": "def _clean(self, thread: Thread, text: str, *, separate: bool = False) -> str:",
-        "why": "the only caller passes `separate` explicitly",
     },
     {
         "module": "episode",
