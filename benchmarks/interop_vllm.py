@@ -36,7 +36,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +50,7 @@ from apr_env.tokenizer import default_tokenizer  # noqa: E402
 from runtime.backends.base import GenerationRequest, SamplingParams  # noqa: E402
 from runtime.backends.openai_backend import OpenAIBackend  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend  # noqa: E402
+from runtime.launch_sglang import wait_until_ready  # noqa: E402
 from runtime.runner import RunConfig, run_episodes  # noqa: E402
 from tests.tiny_models import count_parameters, make_tiny_llama, save_tiny_model  # noqa: E402
 
@@ -144,20 +144,15 @@ def start_vllm(model_dir: Path, cfg: InteropConfig, log_path: Path) -> tuple[sub
     log = log_path.open("wb")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=model_dir.parent)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + cfg.start_timeout_s
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError(
-                f"vLLM exited with {proc.returncode} before answering /health: " + " ".join(argv)
-            )
-        time.sleep(1.0)
+    try:
+        wait_until_ready(
+            url, proc, timeout_s=cfg.start_timeout_s, log_path=log_path, route="/health", name="vLLM"
+        )
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
 
 
 def compare(local: list[dict], remote: list[dict]) -> dict:

@@ -34,7 +34,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +46,7 @@ from apr_env.provenance import provenance  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
 from runtime.backends.sglang_backend import SGLangBackend  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig  # noqa: E402
+from runtime.launch_sglang import wait_until_ready  # noqa: E402
 from runtime.runner import RunConfig, run_episodes  # noqa: E402
 from tests.tiny_models import count_parameters, make_tiny_llama, save_tiny_model  # noqa: E402
 
@@ -83,29 +83,22 @@ def start_server(model_dir: Path, cfg: ServerBenchConfig) -> tuple[subprocess.Po
     """``python -m runtime.server`` on a free port, with `cfg.threads` torch threads; returns once healthy."""
     port = _free_port()
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.server", "--model", str(model_dir), "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log_path = Path(tempfile.mkdtemp(prefix="apr-serve-")) / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.server", "--model", str(model_dir), "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}"
-            )
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the server did not answer /health within 120 s")
-        time.sleep(0.2)
+    try:
+        wait_until_ready(url, proc, timeout_s=120, log_path=log_path, route="/health", name="apr-env serve")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def play(backend, tok, problems, cfg: ServerBenchConfig) -> tuple[list[dict], float]:

@@ -88,8 +88,13 @@ def wait_until_ready(
     log_path: Path,
     poll_interval_s: float = POLL_INTERVAL_S,
     sleep: Callable[[float], None] = time.sleep,
+    route: str = "/health_generate",
+    name: str = "SGLang server",
 ) -> None:
-    """Poll ``url/health_generate`` until it answers 2xx.
+    """Poll ``url + route`` until it answers 2xx.
+
+    The default route is SGLang's one-token generation; ``route="/health"`` waits for any server
+    with a plain health route (`apr-env serve`, vLLM), and `name` labels it in the errors.
 
     Raises:
         BackendError: the process exited first (its exit code and the log's tail in the message).
@@ -102,11 +107,11 @@ def wait_until_ready(
             code = process.poll()
             if code is not None:
                 raise BackendError(
-                    f"SGLang server exited with code {code} before it was ready at {url}; "
+                    f"{name} exited with code {code} before it was ready at {url}; "
                     f"log {log_path}:\n{_log_tail(log_path)}"
                 )
             try:
-                response = client.get(url + "/health_generate")
+                response = client.get(url + route)
                 if response.is_success:
                     return
                 last = f"HTTP {response.status_code}"
@@ -114,7 +119,7 @@ def wait_until_ready(
                 last = f"{type(err).__name__}: {err}"
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"SGLang server at {url} not ready after {timeout_s:.0f}s (last poll: {last}); "
+                    f"{name} at {url} not ready after {timeout_s:.0f}s (last poll: {last}); "
                     f"raise timeout_s for big models; log {log_path}:\n{_log_tail(log_path)}"
                 )
             sleep(poll_interval_s)

@@ -17,7 +17,6 @@ import threading
 import time
 from concurrent.futures import Future
 
-import httpx
 import pytest
 from tiny_models import make_tiny_llama, save_tiny_model
 
@@ -27,6 +26,7 @@ from apr_env.seeding import episode_seed
 from apr_env.tokenizer import default_tokenizer
 from runtime.backends.base import Backend, GenerationRequest
 from runtime.backends.http_errors import BackendContextLengthError
+from runtime.launch_sglang import wait_until_ready
 from runtime.records import RecordWriter, check_resumable, load_records
 
 WINDOW = 48
@@ -46,30 +46,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(model_dir) -> tuple[subprocess.Popen, str]:
+def _start_server(model_dir, log_path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "apr_env.cli", "serve", "--model", str(model_dir), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apr_env.cli", "serve", "--model", str(model_dir), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-        assert time.time() < deadline, "server did not come up within 90 s"
-        time.sleep(0.2)
+    wait_until_ready(url, proc, timeout_s=90, log_path=log_path, route="/health", name="apr-env serve")
+    return proc, url
 
 
 def _stop(proc: subprocess.Popen) -> None:
     proc.kill()
     proc.wait(timeout=10)
-    proc.stdout.close()
 
 
 def _eval_argv(backend: str, model_dir, records, out, *extra: str) -> list[str]:
@@ -102,7 +94,7 @@ def _by_index(records: list[dict]) -> dict[int, tuple]:
 @pytest.mark.slow
 def test_killing_the_server_keeps_finished_episodes_and_resume_plays_the_rest(model_dir, tmp_path, capsys):
     records, out = tmp_path / "records.jsonl", tmp_path / "out.json"
-    proc, url = _start_server(model_dir)
+    proc, url = _start_server(model_dir, tmp_path / "server1.log")
     killed_at: list[int] = []
 
     def kill_after_two() -> None:
@@ -132,7 +124,7 @@ def test_killing_the_server_keeps_finished_episodes_and_resume_plays_the_rest(mo
     assert summary["points"][0]["episodes"] == len(first)
     assert "could not reach the server" in summary["error"]
 
-    proc, url = _start_server(model_dir)
+    proc, url = _start_server(model_dir, tmp_path / "server2.log")
     try:
         rc = cli(_eval_argv("sglang", model_dir, records, out, "--url", url, "--resume"))
     finally:
