@@ -47,7 +47,7 @@ def cmd_experiment_paper(args: argparse.Namespace) -> int:
     from benchmarks.paper_config import SCALES
 
     try:
-        status = run_paper(SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume)
+        status = run_paper(SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume, jobs=args.jobs)
     except ConfigError as err:
         raise SystemExit(f"apr-env experiment paper: {err}") from err
     print(", ".join(f"{stage} {what}" for stage, what in status.items()))
@@ -81,13 +81,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = exp.add_parser(
         "paper",
         help="the paper's claims: data -> SFT (SoS+, APR) -> eval -> GRPO -> eval -> table + figures",
-        description="Scales (benchmarks/paper_config.py): cpu (small preset, 4 numbers in 1..20, "
-        "15M SFT tokens per model), gpu (paper preset, a fifth of the official data), paper (the "
+        description="Scales (benchmarks/paper_config.py): cpu (mini preset, 4 numbers in 1..20, "
+        "8M SFT tokens per model), gpu (paper preset, a fifth of the official data), paper (the "
         "official recipe). Each stage writes OUT/STAGE/done.json and is skipped when present.",
     )
     d.add_argument("--scale", choices=("cpu", "gpu", "paper"), default="cpu")
     d.add_argument("--out", default=None, help="run folder (default: runs/paper_SCALE)")
     d.add_argument(
         "--resume", action="store_true", help="continue the run in --out (finished stages are skipped)"
+    )
+    d.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="stages at once (SoS+ and APR SFT side by side, the SFT evaluation beside GRPO); "
+        "2 on a 2-core CPU, each stage with one torch thread",
     )
     d.set_defaults(func=cmd_experiment_paper)

@@ -19,7 +19,8 @@ into its own folder of RUN_DIR:
 
 A stage with a ``done.json`` is skipped; a stage without one runs and continues whatever it had
 finished (SFT and GRPO from their checkpoints, evaluations episode by episode from their
-records); once a stage runs, every later stage is cleared and rerun, since its inputs changed.
+records); once a stage runs, every stage downstream of it (``NEEDS``) is cleared and rerun, since
+its inputs changed. ``--jobs 2`` runs independent stages side by side (``make paper`` does).
 RUN_DIR/config.json pins the config: continuing (``--resume``) with another config is an error.
 """
 
@@ -39,6 +40,16 @@ from apr_env.provenance import provenance
 from benchmarks.paper_config import PaperConfig
 
 STAGES = ("data", "sft_sos", "sft_apr", "eval_sft", "grpo_apr", "eval_grpo", "report")
+NEEDS: dict[str, tuple[str, ...]] = {
+    "data": (),
+    "sft_sos": ("data",),
+    "sft_apr": ("data",),
+    "eval_sft": ("sft_sos", "sft_apr"),
+    "grpo_apr": ("sft_apr",),
+    "eval_grpo": ("grpo_apr",),
+    "report": ("eval_sft", "eval_grpo"),
+}
+"""The stages each stage reads; STAGES is in an order that respects it."""
 DONE = "done.json"
 
 
@@ -336,12 +347,54 @@ def _done(run: Path, stage: str) -> dict:
     return json.loads((run / stage / DONE).read_text())
 
 
-def run_paper(cfg: PaperConfig, run_dir: str | Path, *, resume: bool = False, log=print) -> dict:
+def _run_stage(cfg: PaperConfig, run: Path, stage: str) -> float:
+    """Run one stage into RUN/STAGE and write its done.json; returns the seconds it took.
+
+    A module-level function so that `run_paper(jobs > 1)` can run it in a worker process.
+    """
+    out = run / stage
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary = STAGE_FUNCS[stage](cfg, run, out)
+    done = {
+        "stage": stage,
+        "command": f"apr-env experiment paper --scale {cfg.scale} --out {run} --resume",
+        "config": json.loads(json.dumps(cfg.to_dict())),
+        "seconds": time.perf_counter() - started,
+        "provenance": provenance(),
+        "summary": summary,
+    }
+    (out / DONE).write_text(json.dumps(done, indent=2, default=str) + "\n")
+    return done["seconds"]
+
+
+def _stale(run: Path) -> list[str]:
+    """Stages to run: those without a done.json and every stage downstream of one (in STAGES order)."""
+    stale: list[str] = []
+    for stage in STAGES:
+        if not (run / stage / DONE).is_file() or any(need in stale for need in NEEDS[stage]):
+            stale.append(stage)
+    return stale
+
+
+def run_paper(
+    cfg: PaperConfig, run_dir: str | Path, *, resume: bool = False, jobs: int = 1, log=print
+) -> dict:
     """Run (or continue) every stage of the experiment in `run_dir`; returns {stage: 'ran' | 'skipped'}.
 
+    With ``jobs > 1`` independent stages run at the same time in worker processes (``NEEDS`` is
+    the graph): SoS+ and APR SFT side by side, then the SFT evaluation beside GRPO and its
+    evaluation. On a 2-core CPU with one torch thread per stage (the cpu scale's ``num_threads``)
+    that halves the wall time. A failing stage stops new stages from starting; the running ones
+    finish and keep their outputs, then the error is raised.
+
     Raises:
-        ConfigError: `run_dir` holds a run but `resume` is off, or holds a run of another config.
+        ConfigError: `run_dir` holds a run but `resume` is off, or holds a run of another config,
+            or `jobs` < 1.
+        RuntimeError: a stage failed (its name and the worker's error in the message).
     """
+    if jobs < 1:
+        raise ConfigError(f"jobs={jobs}; accepted: 1 (stages in order) or more (independent stages at once)")
     run = Path(run_dir)
     pinned = run / "config.json"
     config = json.loads(json.dumps(cfg.to_dict()))
@@ -356,30 +409,45 @@ def run_paper(cfg: PaperConfig, run_dir: str | Path, *, resume: bool = False, lo
             raise ConfigError(f"{run} holds a run of another config (fields {', '.join(diff)} differ)")
     run.mkdir(parents=True, exist_ok=True)
     pinned.write_text(json.dumps(config, indent=2) + "\n")
-    status = {}
-    upstream_ran = False
+    stale = _stale(run)
+    status = {stage: "ran" if stage in stale else "skipped" for stage in STAGES}
     for stage in STAGES:
-        out = run / stage
-        if (out / DONE).is_file() and not upstream_ran:
-            status[stage] = "skipped"
+        if stage not in stale:
             log(f"[paper] {stage}: done, skipped")
-            continue
-        if upstream_ran and out.exists():
-            shutil.rmtree(out)  # built from inputs that changed
-        out.mkdir(parents=True, exist_ok=True)
-        log(f"[paper] {stage}: running")
-        started = time.perf_counter()
-        summary = STAGE_FUNCS[stage](cfg, run, out)
-        done = {
-            "stage": stage,
-            "command": f"apr-env experiment paper --scale {cfg.scale} --out {run} --resume",
-            "config": config,
-            "seconds": time.perf_counter() - started,
-            "provenance": provenance(),
-            "summary": summary,
-        }
-        (out / DONE).write_text(json.dumps(done, indent=2, default=str) + "\n")
-        status[stage] = "ran"
-        upstream_ran = True
-        log(f"[paper] {stage}: done in {done['seconds']:.0f} s")
+        elif any(need in stale for need in NEEDS[stage]) and (run / stage).exists():
+            shutil.rmtree(run / stage)  # built from inputs that will change; a lone unfinished stage continues
+    if jobs == 1:
+        for stage in stale:
+            log(f"[paper] {stage}: running")
+            log(f"[paper] {stage}: done in {_run_stage(cfg, run, stage):.0f} s")
+        return status
+    _run_parallel(cfg, run, stale, jobs, log)
     return status
+
+
+def _run_parallel(cfg: PaperConfig, run: Path, stale: list[str], jobs: int, log) -> None:
+    """Run the stale stages in up to `jobs` worker processes, each as soon as its NEEDS are done."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    waiting, running, failed = list(stale), {}, []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            ready = [s for s in waiting if not any(n in waiting or n in running.values() for n in NEEDS[s])]
+            for stage in ready[: jobs - len(running)] if not failed else []:
+                waiting.remove(stage)
+                log(f"[paper] {stage}: running")
+                running[pool.submit(_run_stage, cfg, run, stage)] = stage
+            if not running:
+                break  # a failure left stages that can no longer start
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                stage = running.pop(future)
+                if future.exception() is not None:
+                    failed.append((stage, future.exception()))
+                    log(f"[paper] {stage}: failed: {future.exception()!r}")
+                else:
+                    log(f"[paper] {stage}: done in {future.result():.0f} s")
+    if failed:
+        stage, err = failed[0]
+        raise RuntimeError(f"stage {stage} failed: {err!r}; finished stages are kept, rerun with --resume") from err

@@ -23,18 +23,20 @@ recorded in ``benchmarks/results/paper_sizing.json``; symbolic solvers, Countdow
   while SoS+ drops from 43% to 28% (15.7 points >= the issue's 10). Evaluations run at the
   preset's 2,048 context and report cumulative accuracy at 512..2,048 (Fig. 4b), so the
   equal-window comparison is the 1,024 column.
-- Budget: 15M non-padding input tokens per SFT model (the issue's 15-20M), the same for both.
-  `small` (3.3M) trains at 650-1,100 tokens/s on this loaded machine with 1 thread (issue 10's
-  record) up to ~3,000-7,600 unloaded: 15M tokens is 35 min to 6 h per model depending on load.
-  20,000 training problems give ~9k solved APR demonstrations (~2,700 input tokens each, ~25M
-  tokens per epoch) and ~8.6k solved SoS+ ones (~1,300 each, ~11M per epoch), so the budget is
-  0.6 and 1.4 epochs: the token budget, not the problem count, is the limit.
+- Model and budget: the `mini` preset (0.84M parameters, 4 layers x 128) with 8M non-padding
+  input tokens per SFT model, the same for both. Measured here on a quiet machine: TRL SFT of
+  `small` (3.3M) ran 1,450 tokens/s with one thread (467k tokens in 354 s), so the issue's 15M
+  tokens would take ~2.9 h per model; `mini` runs 2.6x the raw tokens/s of `small` and, with
+  both SFT stages side by side (``--jobs 2``, one thread each), 4,100 (APR) and 3,100 (SoS+,
+  longer rows) tokens/s in the real run: ~35-45 min per model. The data stage gives 9,456 solved
+  APR demonstrations (25.7M tokens per epoch) and 8,549 solved SoS+ ones (7.3M per epoch; 718
+  beam-4 traces longer than 2,048 tokens are dropped), so the budget is 0.31 and 1.1 epochs.
 - Evaluation: decoding with the transformers backend ran ~250 generated tokens/s (issue 10's
   eval); 500 held-out problems cost ~1M tokens for APR, so the main rows use all 500 and the
   budget sweeps and best-of-N use the first 100.
-- GRPO: 20 steps of 8 problems x 4 episodes at the 1,024 window, ~70k sampled tokens per step:
-  about 5 min per step here, 1.5-2 h in all; the lr is 2x the paper's for a 70x smaller model
-  (a guess, not tuned; nothing is tuned on the test split).
+- GRPO: 20 steps of 8 problems x 4 episodes at the 1,024 window, ~70k sampled tokens per step,
+  run beside the SFT evaluation; the lr (1e-4, 1/20 of the SFT peak as the paper's 1e-5 is 1/5
+  of its 5e-5) is a guess for a 270x smaller model, not tuned; nothing is tuned on the test split.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class PaperConfig:
 
     scale: str
     """Name of the scale (cpu, gpu, paper), recorded in every done.json."""
-    preset: str = "small"
-    """Model preset of both SFT models (`trainers.models`: tiny, small, paper)."""
+    preset: str = "mini"
+    """Model preset of both SFT models (`trainers.models`: tiny, mini, small, paper)."""
     numbers: int = 4
     """Input numbers per problem."""
     min_value: int = 1
@@ -73,13 +75,13 @@ class PaperConfig:
     """Train on solved traces only (the official data keeps failed searches)."""
     condition: bool = True
     """Condition prefixes: `Sub Call Budget: n ` (APR), `Token Budget: b ` (SoS+), for the budget sweeps."""
-    sft_tokens: int | None = 15_000_000
+    sft_tokens: int | None = 8_000_000
     """Non-padding input tokens per SFT model (the same for both; the schedule ends there)."""
     sft_max_steps: int | None = None
     """Optimizer steps of each SFT schedule instead of a token budget (the paper: 19,000)."""
-    sft_batch_size: int = 16
+    sft_batch_size: int = 8
     """Rows per SFT optimizer step (paper: 256 sequences of 4,096 tokens)."""
-    sft_lr: float = 1e-3
+    sft_lr: float = 2e-3
     """Peak SFT learning rate (paper: 5e-5 for 228M), cosine to 1% of it."""
     sft_warmup_steps: int = 50
     """Linear warm-up steps of SFT (paper: 1)."""
@@ -113,7 +115,7 @@ class PaperConfig:
     """Episodes per problem, the baseline's group (paper: 5)."""
     grpo_ppo_epochs: int = 1
     """Updates per rollout batch (paper: 2)."""
-    grpo_lr: float = 2e-5
+    grpo_lr: float = 1e-4
     """GRPO learning rate (paper: 1e-5)."""
     grpo_kl_beta: float = 0.0
     """k3 KL weight to the SFT model (paper: 0.001 APR)."""
@@ -129,8 +131,8 @@ class PaperConfig:
     """Free-form notes recorded with the config (e.g. why a field differs from the scale)."""
 
     def __post_init__(self) -> None:
-        if self.preset not in ("tiny", "small", "paper"):
-            raise ConfigError(f"preset={self.preset!r}; accepted: tiny, small, paper")
+        if self.preset not in ("tiny", "mini", "small", "paper"):
+            raise ConfigError(f"preset={self.preset!r}; accepted: tiny, mini, small, paper")
         if self.n_test < 1 or self.n_train < 1:
             raise ConfigError(f"n_train={self.n_train} and n_test={self.n_test} must be >= 1")
         if self.sft_tokens is None and self.sft_max_steps is None:

@@ -112,6 +112,20 @@ def test_rerun_skips_and_resume_reruns_from_a_deleted_stage(run_dir):
     assert (run_dir / "report" / "table.json").stat().st_mtime_ns > before
 
 
+def test_parallel_resume_reruns_only_what_depends_on_a_deleted_stage(run_dir):
+    (run_dir / "sft_sos" / "done.json").unlink()
+    grpo_before = (run_dir / "grpo_apr" / "done.json").read_text()
+    status = run_paper(SMOKE, run_dir, resume=True, jobs=2, log=_quiet)
+    ran = {"sft_sos", "eval_sft", "report"}  # GRPO reads only the APR model: kept
+    assert status == {s: "ran" if s in ran else "skipped" for s in STAGES}
+    assert (run_dir / "grpo_apr" / "done.json").read_text() == grpo_before
+    for stage in ran:
+        done = json.loads((run_dir / stage / "done.json").read_text())
+        assert done["stage"] == stage and "summary" in done
+    with pytest.raises(ConfigError, match="jobs=0"):
+        run_paper(SMOKE, run_dir, resume=True, jobs=0, log=_quiet)
+
+
 def test_a_run_folder_is_not_reused_silently(run_dir):
     with pytest.raises(ConfigError, match="--resume"):
         run_paper(SMOKE, run_dir, log=_quiet)
@@ -122,7 +136,7 @@ def test_a_run_folder_is_not_reused_silently(run_dir):
 def test_every_scale_is_documented_and_valid():
     assert set(SCALES) == {"cpu", "gpu", "paper"}
     assert SCALES["paper"].preset == "paper" and SCALES["paper"].grpo_steps == 150
-    assert SCALES["cpu"].preset == "small" and SCALES["cpu"].n_test >= 500
-    assert 15_000_000 <= SCALES["cpu"].sft_tokens <= 20_000_000
+    assert SCALES["cpu"].preset == "mini" and SCALES["cpu"].n_test >= 500
+    assert SCALES["cpu"].sft_tokens >= 5_000_000  # the same budget for both models
     with pytest.raises(ConfigError, match="eval_n"):
         PaperConfig(scale="x", n_test=10, eval_n=20)

@@ -190,7 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model", help="model presets as Hugging Face folders")
     model = p.add_subparsers(dest="what", required=True)
     d = model.add_parser("init", help="write a randomly initialised preset with the Countdown tokenizer")
-    d.add_argument("--preset", choices=("tiny", "small", "paper"), default="small")
+    d.add_argument("--preset", choices=("tiny", "mini", "small", "paper"), default="small")
     d.add_argument("--out", required=True, help="folder to write")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_model_init)

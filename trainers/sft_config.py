@@ -25,7 +25,7 @@ class SFTRunConfig:
     out: str = "runs/sft"
     """Output folder: checkpoints, the final model, metrics.csv, run.json, eval.json."""
     preset: str = "small"
-    """Model preset to initialise when --model is not given (tiny, small, paper)."""
+    """Model preset to initialise when --model is not given (tiny, mini, small, paper)."""
     model: str | None = None
     """Start from this Hugging Face model folder instead of a fresh preset."""
     data: str | None = None
