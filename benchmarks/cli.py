@@ -47,7 +47,9 @@ def cmd_experiment_paper(args: argparse.Namespace) -> int:
     from benchmarks.paper_config import SCALES
 
     try:
-        status = run_paper(SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume, jobs=args.jobs)
+        status = run_paper(
+            SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume, jobs=args.jobs
+        )
     except ConfigError as err:
         raise SystemExit(f"apr-env experiment paper: {err}") from err
     print(", ".join(f"{stage} {what}" for stage, what in status.items()))

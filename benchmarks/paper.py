@@ -12,9 +12,11 @@ into its own folder of RUN_DIR:
 
     data/       train/test problems, APR and SoS+ traces, token counts per epoch
     sft_sos/    the SoS+ model (train_sft's folder)      sft_apr/   the APR model
-    eval_sft/   one apr-env eval JSON + records JSONL per point (main rows, sweeps, best-of-N, solvers)
     grpo_apr/   GRPO on the APR model (metrics.csv, model/)
-    eval_grpo/  the same evaluation points for the GRPO model
+    eval_apr/   one apr-env eval JSON + records JSONL per point: the APR model (main row, sub-call
+                budget sweep) and the APR solver
+    eval_sos/   the same for SoS+ (main row, token budget sweep, best-of-N samples, SoS+ solver)
+    eval_grpo/  the APR model's evaluation points for the GRPO model
     report/     table.md, table.json (Wilson 95% intervals), fig4a/fig4b/fig6/grpo_curve PNGs
 
 A stage with a ``done.json`` is skipped; a stage without one runs and continues whatever it had
@@ -39,17 +41,19 @@ from apr_env.errors import ConfigError
 from apr_env.provenance import provenance
 from benchmarks.paper_config import PaperConfig
 
-STAGES = ("data", "sft_sos", "sft_apr", "eval_sft", "grpo_apr", "eval_grpo", "report")
+STAGES = ("data", "sft_sos", "sft_apr", "grpo_apr", "eval_apr", "eval_sos", "eval_grpo", "report")
 NEEDS: dict[str, tuple[str, ...]] = {
     "data": (),
     "sft_sos": ("data",),
     "sft_apr": ("data",),
-    "eval_sft": ("sft_sos", "sft_apr"),
     "grpo_apr": ("sft_apr",),
+    "eval_apr": ("sft_apr",),
+    "eval_sos": ("sft_sos",),
     "eval_grpo": ("grpo_apr",),
-    "report": ("eval_sft", "eval_grpo"),
+    "report": ("eval_apr", "eval_sos", "eval_grpo"),
 }
-"""The stages each stage reads; STAGES is in an order that respects it."""
+"""The stages each stage reads. STAGES respects it and is also the order of preference when
+several stages are ready: GRPO first, since GRPO and its evaluation are the longest chain."""
 DONE = "done.json"
 
 
@@ -145,7 +149,7 @@ def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
         seed=cfg.seed,
         save_steps=200,
         resume=_has_checkpoint(out),
-        eval=False,  # evaluated by eval_sft on the pipeline's own held-out split
+        eval=False,  # evaluated by eval_sos and eval_apr on the pipeline's own held-out split
         num_threads=cfg.num_threads,
         progress=sys.stderr.isatty(),
     )
@@ -182,39 +186,34 @@ def _median_condition(run: Path, protocol: str) -> dict:
 
 
 def _eval_points(cfg: PaperConfig, run: Path, which: str) -> list[dict]:
-    """The evaluation points of one stage: name, row, agent, model, protocol, condition, n, sampling."""
-    points = []
-    models = {"sos": run / "sft_sos", "apr": run / "sft_apr"}
-    if which == "grpo":
-        models = {"apr": run / "grpo_apr" / "model"}
-    for kind, model in models.items():
-        protocol = "serial" if kind == "sos" else "apr"
-        label = {"sos": "SoS+ (SFT)", "apr": "APR (SFT)" if which == "sft" else "APR (SFT + GRPO)"}[kind]
-        cond = _median_condition(run, protocol) if cfg.condition else {}
-        points.append(dict(name=f"{kind}_main", row=label, agent="llm", model=model, protocol=protocol,
-                           cond=cond, n=cfg.eval_n, temperature=0.0, seed=cfg.seed))  # fmt: skip
-        if cfg.condition:
-            key, values = (
-                ("token_budget", cfg.token_budgets)
-                if kind == "sos"
-                else ("sub_call_budget", cfg.sub_call_budgets)
-            )
-            for v in values:
-                points.append(dict(name=f"{kind}_{key}_{v}", row=label, agent="llm", model=model,
-                                   protocol=protocol, cond={key: v}, n=cfg.sweep_n, temperature=0.0,
-                                   seed=cfg.seed, sweep=key, sweep_value=v))  # fmt: skip
-        if kind == "sos":
-            for k in range(max(cfg.bon_ns, default=0)):
-                points.append(dict(name=f"sos_sample_{k}", row="SoS+ best-of-N", agent="llm", model=model,
-                                   protocol=protocol, cond=cond, n=cfg.sweep_n,
-                                   temperature=cfg.bon_temperature, seed=cfg.seed + 1 + k))  # fmt: skip
-    if which == "sft":
-        for agent, protocol, row in (
-            ("apr", "apr", "APR solver (ceiling)"),
-            ("sos+", "serial", "SoS+ solver (ceiling)"),
-        ):
-            points.append(dict(name=f"solver_{protocol}", row=row, agent=agent, model=None, protocol=protocol,
-                               cond={}, n=cfg.eval_n, temperature=0.0, seed=cfg.seed))  # fmt: skip
+    """The evaluation points of one stage (which: sos, apr, grpo): name, row, agent, model, protocol,
+    condition, n, sampling."""
+    kind = "sos" if which == "sos" else "apr"
+    protocol = "serial" if kind == "sos" else "apr"
+    model = {"sos": run / "sft_sos", "apr": run / "sft_apr", "grpo": run / "grpo_apr" / "model"}[which]
+    label = {"sos": "SoS+ (SFT)", "apr": "APR (SFT)", "grpo": "APR (SFT + GRPO)"}[which]
+    cond = _median_condition(run, protocol) if cfg.condition else {}
+    points = [dict(name=f"{kind}_main", row=label, agent="llm", model=model, protocol=protocol,
+                   cond=cond, n=cfg.eval_n, temperature=0.0, seed=cfg.seed)]  # fmt: skip
+    if cfg.condition:
+        key, values = (
+            ("token_budget", cfg.token_budgets)
+            if kind == "sos"
+            else ("sub_call_budget", cfg.sub_call_budgets)
+        )
+        for v in values:
+            points.append(dict(name=f"{kind}_{key}_{v}", row=label, agent="llm", model=model,
+                               protocol=protocol, cond={key: v}, n=cfg.sweep_n, temperature=0.0,
+                               seed=cfg.seed, sweep=key, sweep_value=v))  # fmt: skip
+    if kind == "sos":
+        for k in range(max(cfg.bon_ns, default=0)):
+            points.append(dict(name=f"sos_sample_{k}", row="SoS+ best-of-N", agent="llm", model=model,
+                               protocol=protocol, cond=cond, n=cfg.sweep_n,
+                               temperature=cfg.bon_temperature, seed=cfg.seed + 1 + k))  # fmt: skip
+    if which != "grpo":
+        agent, row = ("sos+", "SoS+ solver (ceiling)") if kind == "sos" else ("apr", "APR solver (ceiling)")
+        points.append(dict(name=f"solver_{protocol}", row=row, agent=agent, model=None, protocol=protocol,
+                           cond={}, n=cfg.eval_n, temperature=0.0, seed=cfg.seed))  # fmt: skip
     return points
 
 
@@ -259,9 +258,14 @@ def _evaluate(cfg: PaperConfig, run: Path, out: Path, which: str) -> dict:
     return {"points": done}
 
 
-def stage_eval_sft(cfg: PaperConfig, run: Path, out: Path) -> dict:
-    """Both SFT models (main row, budget sweeps, best-of-N samples) and the symbolic solvers."""
-    return _evaluate(cfg, run, out, "sft")
+def stage_eval_sos(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """The SoS+ SFT model (main row, token-budget sweep, best-of-N samples) and the SoS+ solver."""
+    return _evaluate(cfg, run, out, "sos")
+
+
+def stage_eval_apr(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """The APR SFT model (main row, sub-call-budget sweep) and the APR solver."""
+    return _evaluate(cfg, run, out, "apr")
 
 
 def stage_grpo_apr(cfg: PaperConfig, run: Path, out: Path) -> dict:
@@ -314,8 +318,9 @@ STAGE_FUNCS: dict[str, Callable[[PaperConfig, Path, Path], dict]] = {
     "data": stage_data,
     "sft_sos": stage_sft_sos,
     "sft_apr": stage_sft_apr,
-    "eval_sft": stage_eval_sft,
     "grpo_apr": stage_grpo_apr,
+    "eval_apr": stage_eval_apr,
+    "eval_sos": stage_eval_sos,
     "eval_grpo": stage_eval_grpo,
     "report": stage_report,
 }
@@ -383,8 +388,8 @@ def run_paper(
     """Run (or continue) every stage of the experiment in `run_dir`; returns {stage: 'ran' | 'skipped'}.
 
     With ``jobs > 1`` independent stages run at the same time in worker processes (``NEEDS`` is
-    the graph): SoS+ and APR SFT side by side, then the SFT evaluation beside GRPO and its
-    evaluation. On a 2-core CPU with one torch thread per stage (the cpu scale's ``num_threads``)
+    the graph): SoS+ and APR SFT side by side, then then GRPO and its evaluation beside the
+    evaluations of the SFT models. On a 2-core CPU with one torch thread per stage (the cpu scale's ``num_threads``)
     that halves the wall time. A failing stage stops new stages from starting; the running ones
     finish and keep their outputs, then the error is raised.
 
@@ -415,7 +420,8 @@ def run_paper(
         if stage not in stale:
             log(f"[paper] {stage}: done, skipped")
         elif any(need in stale for need in NEEDS[stage]) and (run / stage).exists():
-            shutil.rmtree(run / stage)  # built from inputs that will change; a lone unfinished stage continues
+            # built from inputs that will change (a lone unfinished stage continues instead)
+            shutil.rmtree(run / stage)
     if jobs == 1:
         for stage in stale:
             log(f"[paper] {stage}: running")
@@ -450,4 +456,6 @@ def _run_parallel(cfg: PaperConfig, run: Path, stale: list[str], jobs: int, log)
                     log(f"[paper] {stage}: done in {future.result():.0f} s")
     if failed:
         stage, err = failed[0]
-        raise RuntimeError(f"stage {stage} failed: {err!r}; finished stages are kept, rerun with --resume") from err
+        raise RuntimeError(
+            f"stage {stage} failed: {err!r}; finished stages are kept, rerun with --resume"
+        ) from err

@@ -82,7 +82,7 @@ def _fmt_ci(row: dict) -> str:
 def write_report(cfg: PaperConfig, run: Path, out: Path) -> dict:
     """Write table.json, table.md and the PNGs into `out`; return the paths and the rows."""
     rows: list[dict] = []
-    for stage in ("eval_sft", "eval_grpo"):
+    for stage in ("eval_sos", "eval_apr", "eval_grpo"):
         points = json.loads((run / stage / "done.json").read_text())["summary"]["points"]
         samples = []
         for name, point in points.items():
