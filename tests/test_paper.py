@@ -16,6 +16,8 @@ from apr_env import load_problems
 from apr_env.errors import ConfigError
 from benchmarks.paper import STAGES, run_paper
 from benchmarks.paper_config import SCALES, PaperConfig
+from benchmarks.paper_report import claims
+from runtime.report import wilson_interval
 
 SMOKE = replace(
     SCALES["cpu"],
@@ -98,7 +100,13 @@ def test_table_and_figures(run_dir):
     assert set(rows[("eval_apr", "apr_main")]["accuracy_at_window"]) == {"96", "192"}
     assert [c["step"] for c in table["grpo_curve"]] == [1.0]
     md = (run_dir / "report" / "table.md").read_text()
-    assert md.count("\n| ") == len(table["rows"]) + 1 and "APR (SFT + GRPO)" in md
+    assert md.count("\n| ") == len(table["rows"]) + 1 + len(table["claims"]) + 1
+    assert "APR (SFT + GRPO)" in md and "GRPO improves APR" in md
+    assert {c["verdict"].split(",")[0] for c in table["claims"]} <= {
+        "holds",
+        "does not hold",
+        "direction holds",
+    }
     for name in ("fig4a_accuracy_vs_total_tokens", "fig4b_accuracy_vs_window", "fig6_accuracy_vs_latency",
                  "grpo_curve"):  # fmt: skip
         assert (run_dir / "report" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -141,3 +149,33 @@ def test_every_scale_is_documented_and_valid():
     assert SCALES["cpu"].sft_tokens >= 5_000_000  # the same budget for both models
     with pytest.raises(ConfigError, match="eval_n"):
         PaperConfig(scale="x", n_test=10, eval_n=20)
+
+
+def _synthetic(stage, point, acc, *, n=500, children=2.0, tokens=1000.0, fmt=0.0):
+    return {"stage": stage, "point": point, "episodes": n, "accuracy": acc,
+            "accuracy_ci95": list(wilson_interval(round(acc * n), n)), "accuracy_at_window": {"1024": acc},
+            "children_per_spawn": children, "total_tokens": tokens, "format_error_rate": fmt}  # fmt: skip
+
+
+def test_claims_give_each_ordering_a_verdict_from_the_intervals():
+    rows = [
+        _synthetic("eval_sos", "sos_main", 0.30),
+        _synthetic("eval_sos", "solver_serial", 0.40),
+        _synthetic("eval_apr", "apr_main", 0.10, children=3.0),
+        _synthetic("eval_apr", "solver_apr", 0.45),
+        _synthetic("eval_grpo", "apr_main", 0.12, children=2.5),
+    ]
+
+    def verdict(found, text):
+        (match,) = [c["verdict"] for c in found if text in c["claim"]]
+        return match
+
+    found = claims(SCALES["cpu"], rows)
+    assert verdict(found, "the SoS+ SFT model learned") == "holds"  # 0.30 / 0.40 >= 1/2
+    assert verdict(found, "the APR SFT model learned") == "does not hold"  # 0.10 / 0.45
+    assert verdict(found, "APR (SFT) > SoS+ (SFT) at an equal 1024") == "does not hold"
+    assert verdict(found, "GRPO improves APR").startswith("direction holds, within noise")
+    assert verdict(found, "GRPO widens the search") == "does not hold"  # 2.5 < 3.0 children
+    assert not [c for c in found if "scales better" in c["claim"]]  # no sweep rows: no claim
+    rows[2] = _synthetic("eval_apr", "apr_main", 0.50)
+    assert verdict(claims(SCALES["cpu"], rows), "at an equal 1024") == "holds"  # disjoint at n=500
