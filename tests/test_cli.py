@@ -59,3 +59,37 @@ def test_a_package_that_cannot_be_imported_is_named_in_the_help(monkeypatch):
 def test_demo_runs(capsys):
     assert cli.main(["demo", "--n", "2", "--seed", "3"]) == 0
     assert "2 Countdown problems (seed 3" in capsys.readouterr().out
+
+
+def test_config_flags_are_typed_by_default_or_annotation_and_must_be_documented():
+    from dataclasses import dataclass, field
+
+    from trainers.cli import _add_config_flags
+    from trainers.grpo_config import GRPOConfig
+    from trainers.ppo_config import PPOConfig
+    from trainers.sft_config import SFTRunConfig
+
+    def parse(cls, *argv):
+        parser = argparse.ArgumentParser()
+        _add_config_flags(parser, cls)
+        return parser.parse_args(list(argv))
+
+    args = parse(SFTRunConfig, "--minutes", "1.5", "--model", "runs/m", "--tokens", "7", "--no-condition")
+    assert (args.minutes, args.model, args.tokens, args.condition) == (1.5, "runs/m", 7, False)
+    assert SFTRunConfig(**vars(parse(SFTRunConfig))) == SFTRunConfig()  # defaults round-trip
+    args = parse(GRPOConfig, "--url", "http://a", "--url", "http://b", "--protocol-kwargs", '{"k": 1}')
+    assert (args.urls, args.protocol_kwargs, args.max_new_tokens) == (
+        ["http://a", "http://b"],
+        {"k": 1},
+        None,
+    )
+    assert parse(PPOConfig, "--net-arch", "32", "16").net_arch == [32, 16]
+
+    @dataclass
+    class Undocumented:
+        documented: int = 1
+        """Has a doc line."""
+        bare: list = field(default_factory=list)
+
+    with pytest.raises(TypeError, match="without a doc line: bare"):
+        parse(Undocumented)

@@ -18,6 +18,7 @@ import argparse
 import ast
 import inspect
 import json
+import textwrap
 from dataclasses import MISSING, fields
 from itertools import pairwise
 from pathlib import Path
@@ -62,33 +63,10 @@ def cmd_train_ppo(args: argparse.Namespace) -> int:
 
 def _register_ppo(train: argparse._SubParsersAction) -> None:
     """`apr-env train ppo`: one flag per `PPOConfig` field, its doc line as help."""
-    import ast
-    import inspect
+    from trainers.ppo_config import PPOConfig
 
-    from trainers import ppo_config
-
-    docs = {}  # field name -> the docstring literal below it (the config's only doc source)
-    tree = ast.parse(inspect.getsource(ppo_config.PPOConfig))
-    body = tree.body[0].body
-    for node, nxt in pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-        ):
-            docs[node.target.id] = nxt.value.value
     p = train.add_parser("ppo", help="MaskablePPO on APRCountdownMacro-v0 (learn when to spawn)")
-    for f in fields(ppo_config.PPOConfig):
-        default = f.default if f.default is not MISSING else f.default_factory()
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=default, help=docs.get(f.name)
-            )
-        elif isinstance(default, tuple):
-            p.add_argument(flag, type=int, nargs="+", default=default, help=docs.get(f.name))
-        else:
-            p.add_argument(flag, type=type(default), default=default, help=docs.get(f.name))
+    _add_config_flags(p, PPOConfig)
     p.set_defaults(func=cmd_train_ppo)
 
 
@@ -143,18 +121,10 @@ def cmd_train_sft(args: argparse.Namespace) -> int:
 
 def _register_sft(train: argparse._SubParsersAction) -> None:
     """`apr-env train sft`: one flag per `SFTRunConfig` field, its doc line as help."""
-    from trainers.sft_config import FIELD_DOCS, SFTRunConfig
+    from trainers.sft_config import SFTRunConfig
 
     p = train.add_parser("sft", help="supervised fine-tuning on solver traces (TRL SFTTrainer)")
-    for f in fields(SFTRunConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            p.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=f.default, help=FIELD_DOCS[f.name]
-            )
-            continue
-        kind = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), type(f.default))
-        p.add_argument(flag, type=kind, default=f.default, help=FIELD_DOCS[f.name])
+    _add_config_flags(p, SFTRunConfig)
     p.set_defaults(func=cmd_train_sft)
 
 
@@ -208,7 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _field_docs(cls) -> dict[str, str]:
     """The doc line under each field of a config dataclass (its only doc source; CLI help reuses it)."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
     docs = {}
     for node, after in pairwise(body):
         if (
@@ -220,21 +190,37 @@ def _field_docs(cls) -> dict[str, str]:
     return docs
 
 
+_OPTIONAL_TYPES = {"int | None": int, "float | None": float, "str | None": str}
+"""Types of the config fields whose default is None, by annotation (the configs use
+`from __future__ import annotations`, so `f.type` is that string)."""
+
+
 def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per dataclass field: ``--name-with-dashes``, typed by the default, help from the doc line."""
+    """One flag per dataclass field: ``--name-with-dashes``, typed by the default (by the
+    annotation when the default is None), help from the doc line under the field.
+
+    Raises:
+        TypeError: a field has no doc line, or a None default whose annotation is not in
+            `_OPTIONAL_TYPES` (a programming error: every flag must be documented and typed).
+    """
     docs = _field_docs(cls)
+    undocumented = sorted({f.name for f in fields(cls)} - set(docs))
+    if undocumented:
+        raise TypeError(f"{cls.__name__} fields without a doc line: {', '.join(undocumented)}")
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else f.default_factory()
-        doc = docs.get(f.name, "").replace("%", "%%")
+        doc = docs[f.name].replace("%", "%%")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=doc)
+        elif isinstance(default, tuple):  # e.g. net_arch: --net-arch 64 64
+            parser.add_argument(flag, type=type(default[0]), nargs="+", default=default, help=doc)
         elif isinstance(default, list):  # urls: repeat the flag (--url A --url B)
             parser.add_argument("--" + f.name[:-1], dest=f.name, action="append", default=[], help=doc)
         elif isinstance(default, dict):
             parser.add_argument(flag, type=json.loads, default=default, help=doc + " (JSON)")
-        elif default is None:  # int | None fields
-            parser.add_argument(flag, type=int, default=None, help=doc)
+        elif default is None:  # `int | None` and the like: the annotation says which type
+            parser.add_argument(flag, type=_OPTIONAL_TYPES[str(f.type)], default=None, help=doc)
         else:
             parser.add_argument(flag, type=type(default), default=default, help=doc)
 

@@ -9,7 +9,7 @@ What this module leaves to others: building rows (`trainers.sft_data`), running 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from apr_env.errors import ConfigError
@@ -183,29 +183,3 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-FIELD_DOCS: dict[str, str] = {}
-"""Field name -> its doc line (filled below from the source, for the CLI help)."""
-
-
-def _field_docs() -> dict[str, str]:
-    import ast
-    import inspect
-    import itertools
-
-    tree = ast.parse(inspect.getsource(SFTRunConfig))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-        ):
-            docs[node.target.id] = str(nxt.value.value)
-    return docs
-
-
-FIELD_DOCS.update(_field_docs())
-assert set(FIELD_DOCS) == {f.name for f in fields(SFTRunConfig)}, "every field needs a doc line"
