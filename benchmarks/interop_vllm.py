@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from apr_env.tokenizer import default_tokenizer  # noqa: E402
 from runtime.backends.base import GenerationRequest, SamplingParams  # noqa: E402
 from runtime.backends.openai_backend import OpenAIBackend  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend  # noqa: E402
-from runtime.launch_sglang import wait_until_ready  # noqa: E402
+from runtime.launch_sglang import free_port, wait_until_ready  # noqa: E402
 from runtime.runner import RunConfig, run_episodes  # noqa: E402
 from tests.tiny_models import count_parameters, make_tiny_llama, save_tiny_model  # noqa: E402
 
@@ -71,12 +70,6 @@ class InteropConfig:
     problem_seed: int = 3
     start_timeout_s: float = 900.0
     out: str = "benchmarks/results/interop_vllm.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def play(backend, tok, problems, protocol: str, cfg: InteropConfig) -> tuple[list[dict], float]:
@@ -119,7 +112,7 @@ def pick_model(tok, problems, cfg: InteropConfig, folder: Path) -> tuple[Path, i
 
 
 def start_vllm(model_dir: Path, cfg: InteropConfig, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     argv = [
         cfg.vllm_python,
         "-m",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from apr_env.provenance import provenance  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
 from runtime.backends.sglang_backend import SGLangBackend  # noqa: E402
 from runtime.backends.transformers_backend import TransformersBackend, TransformersBackendConfig  # noqa: E402
-from runtime.launch_sglang import wait_until_ready  # noqa: E402
+from runtime.launch_sglang import free_port, wait_until_ready  # noqa: E402
 from runtime.runner import RunConfig, run_episodes  # noqa: E402
 from tests.tiny_models import count_parameters, make_tiny_llama, save_tiny_model  # noqa: E402
 
@@ -73,15 +72,9 @@ class ServerBenchConfig:
         return cls(hidden=64, layers=2, episodes=4, context_window=128, repeats=1, out="")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(model_dir: Path, cfg: ServerBenchConfig) -> tuple[subprocess.Popen, str]:
     """``python -m runtime.server`` on a free port, with `cfg.threads` torch threads; returns once healthy."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), PYTHONPATH=str(ROOT))
     log_path = Path(tempfile.mkdtemp(prefix="apr-serve-")) / "server.log"
     with log_path.open("wb") as log:

@@ -19,6 +19,7 @@ without starting anything. Not here: choosing ports, GPUs or parallelism (pass t
 from __future__ import annotations
 
 import importlib.util
+import socket
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,17 @@ def _log_tail(path: Path) -> str:
     except OSError:
         return ""
     return text[-LOG_TAIL_CHARS:]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it), for a local test or benchmark server.
+
+    Another process could take it before the server binds; for a local, short-lived server that
+    race is rare enough, and the readiness wait fails loudly if it happens.
+    """
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def wait_until_ready(

@@ -10,7 +10,6 @@ refused), and a request the server refuses for length ends that thread as trunca
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from apr_env.seeding import episode_seed
 from apr_env.tokenizer import default_tokenizer
 from runtime.backends.base import Backend, GenerationRequest
 from runtime.backends.http_errors import BackendContextLengthError
-from runtime.launch_sglang import wait_until_ready
+from runtime.launch_sglang import free_port, wait_until_ready
 from runtime.records import RecordWriter, check_resumable, load_records
 
 WINDOW = 48
@@ -40,14 +39,8 @@ def model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny"), model, tok)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_server(model_dir, log_path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "apr_env.cli", "serve", "--model", str(model_dir), "--port", str(port)],

@@ -13,7 +13,6 @@ one process, so the launch uses ``--multi_gpu`` (torchrun underneath) and the wo
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,16 +22,11 @@ import torch
 from accelerate import Accelerator
 from grpo_fixtures import hand_rows, tiny_model
 
+from runtime.launch_sglang import free_port
 from trainers.grpo import train_step
 from trainers.grpo_config import GRPOConfig
 
 WORKER = Path(__file__).parent / "grpo_ddp_worker.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -41,7 +35,7 @@ def test_two_ddp_processes_take_the_same_first_step_as_one(tmp_path, norm):
     out = tmp_path / "ddp.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-           "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
            str(WORKER), str(out), norm]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -40,7 +40,9 @@ def test_preset_sizes_match_the_issue():
 
 
 def test_unknown_preset_and_small_head_dim_are_rejected():
-    with pytest.raises(ValueError, match=r"unknown model preset 'huge'; known presets: tiny, mini, small, paper"):
+    with pytest.raises(
+        ValueError, match=r"unknown model preset 'huge'; known presets: tiny, mini, small, paper"
+    ):
         model_config("huge")
     with pytest.raises(ValueError, match=r"head_dim .* is below 32"):
         model_config("tiny", num_attention_heads=4, num_key_value_heads=4)
