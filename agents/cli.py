@@ -106,11 +106,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.resume and not args.records:
         raise SystemExit("--resume needs --records FILE: the records of the run to continue")
     protocol = args.protocol or {"sos+": "serial"}.get(args.agent, "apr")
-    protocol_kwargs = {}
-    if args.sub_call_budget is not None:
-        protocol_kwargs["sub_call_budget"] = args.sub_call_budget
-    if args.token_budget is not None:
-        protocol_kwargs["token_budget"] = args.token_budget
+    protocol_kwargs = _protocol_kwargs(args)
     if args.problems:
         problems = load_problems(args.problems)[: args.n]
     else:
@@ -204,28 +200,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _protocol_kwargs(args: argparse.Namespace) -> dict:
+    """The condition prefixes of the command line as protocol keyword arguments."""
+    kwargs = {}
+    if args.sub_call_budget is not None:
+        kwargs["sub_call_budget"] = args.sub_call_budget
+    if args.token_budget is not None:
+        kwargs["token_budget"] = args.token_budget
+    return kwargs
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    """One episode of any agent (a learned LLM policy too) as a rich tree and a timeline PNG."""
     from rich.console import Console
     from rich.markup import escape
     from rich.tree import Tree
 
-    from agents.random_agent import RandomAgent
-    from agents.symbolic import SymbolicAgent, SymbolicConfig
-    from apr_env import Episode, Limits, generate_problems
+    from apr_env import Episode, Limits, generate_problems, load_problems
     from apr_env.agent import observe
+    from apr_env.protocols import get_protocol
     from apr_env.seeding import episode_seed
     from apr_env.timeline import plot_timeline
 
-    problem = generate_problems(1, seed=args.problem_seed, start=args.index)[0]
-    agent = (
-        RandomAgent() if args.agent == "random" else SymbolicAgent(SymbolicConfig(beam_size=args.beam_size))
-    )
-    ep = Episode(problem, args.protocol, limits=Limits(context_window=args.context_window))
+    if args.problems:
+        problems = load_problems(args.problems)
+        if not 0 <= args.index < len(problems):
+            raise SystemExit(f"--index {args.index} is outside {args.problems} (0..{len(problems) - 1})")
+        problem = problems[args.index]
+    else:
+        problem = generate_problems(1, seed=args.problem_seed, start=args.index)[0]
+    args.protocol = args.protocol or {"sos+": "serial"}.get(args.agent, "apr")
+    agent, backend = _make_agent(args)
+    protocol = get_protocol(args.protocol, **_protocol_kwargs(args))
+    ep = Episode(problem, protocol, limits=Limits(context_window=args.context_window))
     seed = episode_seed(args.seed, args.index)
-    while not ep.done and ep.runnable:
-        batch = [observe(ep, tid, key=0, seed=seed) for tid in ep.runnable]
-        for obs, action in zip(batch, agent.act(batch)):
-            ep.act(obs.thread, action)
+    try:
+        while not ep.done and ep.runnable:
+            batch = [observe(ep, tid, key=0, seed=seed) for tid in ep.runnable]
+            for obs, action in zip(batch, agent.act(batch)):
+                ep.act(obs.thread, action)
+    finally:
+        if backend is not None:
+            backend.close()
     m = ep.metrics
     tree = Tree(
         f"[bold]{args.protocol}[/] target {problem.target} numbers {list(problem.numbers)}: "
@@ -248,11 +264,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the agents' subcommands to the `apr-env` parser."""
-    p = sub.add_parser("eval", help="one agent on one protocol: the bench table plus wall-clock latency")
+def _add_agent_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that choose and configure an agent (`_make_agent`), shared by eval and show."""
     p.add_argument("--agent", choices=AGENTS, default="apr")
-    p.add_argument("--protocol", default=None, help="default: serial for sos+, else apr")
     p.add_argument("--backend", choices=("transformers", "sglang", "openai"), default="transformers")
     p.add_argument(
         "--model",
@@ -260,6 +274,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="model folder (transformers), tokenizer folder (HTTP backends) or model.zip (ppo)",
     )
     p.add_argument("--url", default=None, help="server URL for --backend sglang/openai")
+    p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
+    p.add_argument("--sub-beam-size", type=int, default=None, help="symbolic apr: fix the children's beam")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
+    p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the agents' subcommands to the `apr-env` parser."""
+    p = sub.add_parser("eval", help="one agent on one protocol: the bench table plus wall-clock latency")
+    _add_agent_flags(p)
+    p.add_argument("--protocol", default=None, help="default: serial for sos+, else apr")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--problem-seed", type=int, default=1)
     p.add_argument(
@@ -268,11 +294,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="problem file (e.g. a run's test_problems.json): its first --n problems",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beam-size", type=int, default=None, help="symbolic agents: fix the root beam")
-    p.add_argument("--sub-beam-size", type=int, default=None, help="symbolic apr: fix the children's beam")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--sub-call-budget", type=int, default=None, help="apr: 'Sub Call Budget: N ' root prefix")
-    p.add_argument("--token-budget", type=int, default=None, help="serial: 'Token Budget: N ' prefix")
     p.add_argument("--context-window", type=int, default=4096)
     p.add_argument("--concurrency", type=int, default=64, help="episodes in flight")
     p.add_argument("--out", default=None, help="results JSON path")
@@ -284,13 +305,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("show", help="one episode as a rich tree and a timeline PNG")
-    p.add_argument("--protocol", default="apr")
-    p.add_argument("--agent", choices=("symbolic", "random"), default="symbolic")
-    p.add_argument("--index", type=int, default=0, help="problem index in the seeded stream")
+    p = sub.add_parser(
+        "show", help="one episode of any agent (a learned LLM too) as a rich tree and a timeline PNG"
+    )
+    _add_agent_flags(p)
+    p.add_argument("--protocol", default=None, help="default: serial for sos+, else apr")
+    p.add_argument(
+        "--index", type=int, default=0, help="problem index in the seeded stream or --problems file"
+    )
+    p.add_argument("--problems", default=None, help="problem file (e.g. a run's test_problems.json)")
     p.add_argument("--problem-seed", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beam-size", type=int, default=None)
     p.add_argument("--context-window", type=int, default=4096)
     p.add_argument("--out", default="episode.png", help="timeline PNG path ('' to skip)")
     p.set_defaults(func=cmd_show)

@@ -240,3 +240,21 @@ def test_cancel_aborts_the_threads_request_in_flight_in_the_backend():
     agent.cancel(3, 0)
     agent.cancel(3, 0)  # a second cancel has nothing left to abort
     assert backend.aborted == [backend.submitted[0].request_id]
+
+
+def test_show_plays_one_episode_of_a_model_folder_from_a_problem_file(tmp_path, capsys):
+    from apr_env import save_problems
+    from apr_env.cli import main as cli
+    from trainers.models import init_model
+
+    model = init_model("tiny", tmp_path / "m", seed=0)
+    problems = [Problem(target=24, numbers=(2, 3, 4, 1)), Problem(target=17, numbers=(9, 8, 5, 3))]
+    save_problems(problems, tmp_path / "p.json")
+    argv = ["show", "--agent", "llm", "--model", str(model), "--problems", str(tmp_path / "p.json"),
+            "--index", "1", "--context-window", "96", "--sub-call-budget", "2", "--out", str(tmp_path / "e.png")]  # fmt: skip
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "apr target 17 numbers [9, 8, 5, 3]" in out and "total" in out  # the file's problem 1
+    assert (tmp_path / "e.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match=r"--index 2 is outside .*p.json \(0..1\)"):
+        cli([*argv[:8], "2", *argv[9:]])
