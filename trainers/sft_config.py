@@ -71,7 +71,9 @@ class SFTRunConfig:
     max_steps: int = -1
     """Optimizer steps of the schedule (overrides epochs when > 0)."""
     minutes: float | None = None
-    """Stop after this much training time in this invocation (a checkpoint is saved)."""
+    """Stop after this much training time in this invocation (a checkpoint is saved). It does not
+    shorten the learning-rate schedule, which --max-steps, --tokens or --epochs set: use it to
+    split a run across sessions (then --resume), not to size one."""
     tokens: int | None = None
     """Stop once this many non-padding input tokens have been trained on (counted across resumes)."""
     stop_at_step: int | None = None
