@@ -36,13 +36,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from agents.llm_agent import LLMAgent, LLMAgentConfig  # noqa: E402
-from apr_env import Limits, generate_problems  # noqa: E402
+from apr_env import Limits, generate_problems, load_problems  # noqa: E402
 from apr_env.protocols.base import PROTOCOLS  # noqa: E402
 from apr_env.provenance import provenance  # noqa: E402
 from apr_env.tokenizer import default_tokenizer  # noqa: E402
@@ -70,12 +71,23 @@ class InteropConfig:
     problem_seed: int = 3
     start_timeout_s: float = 900.0
     out: str = "benchmarks/results/interop_vllm.json"
+    model: str | None = None
+    """A trained model folder (e.g. the paper run's APR model) instead of a random tiny Llama: its
+    episodes really spawn and join, which a random model's cannot."""
+    problems: str | None = None
+    """Problem file (its first `episodes` problems) instead of `problem_seed`'s stream."""
+    sub_call_budget: int | None = None
+    """APR's 'Sub Call Budget: n ' prefix (the condition a trained APR model expects)."""
+    protocols: tuple[str, ...] = ()
+    """Protocols to compare; empty: every registered protocol."""
 
 
 def play(backend, tok, problems, protocol: str, cfg: InteropConfig) -> tuple[list[dict], float]:
     agent = LLMAgent(backend, tok, LLMAgentConfig(context_window=cfg.context_window))
+    kwargs = {"sub_call_budget": cfg.sub_call_budget} if protocol == "apr" and cfg.sub_call_budget else {}
     run_cfg = RunConfig(
         protocol=protocol,
+        protocol_kwargs=kwargs,
         limits=Limits(context_window=cfg.context_window),
         max_concurrent=cfg.episodes,
         record_calls=True,
@@ -187,10 +199,18 @@ def replay_tokens_per_s(backend: OpenAIBackend, calls: list[dict]) -> float:
 def run(cfg: InteropConfig, work: Path) -> dict:
     torch.set_num_threads(1)
     tok = default_tokenizer()
-    problems = generate_problems(cfg.episodes, seed=cfg.problem_seed)
+    if cfg.problems:
+        problems = load_problems(cfg.problems)[: cfg.episodes]
+    else:
+        problems = generate_problems(cfg.episodes, seed=cfg.problem_seed)
     report: dict = {"config": asdict(cfg), "provenance": provenance(("apr-env", "torch", "transformers"))}
-    model_dir, seed, params = pick_model(tok, problems, cfg, work)
-    report.update(weight_seed=seed, parameters=params)
+    if cfg.model:
+        model_dir = Path(cfg.model).resolve()
+        params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters())
+        report.update(weight_seed=None, parameters=params)
+    else:
+        model_dir, seed, params = pick_model(tok, problems, cfg, work)
+        report.update(weight_seed=seed, parameters=params)
     vllm_version = subprocess.run(
         [
             cfg.vllm_python,
@@ -217,7 +237,7 @@ def run(cfg: InteropConfig, work: Path) -> dict:
             report["served_context_length"] = remote.server_context_length()
             for backend in (local, remote):  # warm up (vLLM's first steps are slow), untimed
                 play(backend, tok, problems, "apr", cfg)
-            for protocol in sorted(PROTOCOLS):
+            for protocol in sorted(cfg.protocols or PROTOCOLS):
                 lrec, lwall = play(local, tok, problems, protocol, cfg)
                 rrec, rwall = play(remote, tok, problems, protocol, cfg)
                 tokens = sum(len(c["output_ids"]) - c["forced_spawns"] for c in model_calls(rrec))
@@ -266,9 +286,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vllm-python", default=InteropConfig.vllm_python)
     parser.add_argument("--episodes", type=int, default=InteropConfig.episodes)
     parser.add_argument("--out", default=InteropConfig.out)
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="trained model folder instead of a random tiny Llama (its episodes really spawn and join)",
+    )
+    parser.add_argument("--problems", default=None, help="problem file: its first --episodes problems")
+    parser.add_argument(
+        "--sub-call-budget",
+        type=int,
+        default=None,
+        help="apr: the 'Sub Call Budget: n ' prefix a trained model expects",
+    )
+    parser.add_argument("--context-window", type=int, default=InteropConfig.context_window)
+    parser.add_argument("--protocols", nargs="*", default=[], help="protocols to compare (default: all)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.protocols) - set(PROTOCOLS))
+    if unknown:
+        parser.error(f"unknown protocols {unknown}; accepted: {', '.join(sorted(PROTOCOLS))}")
     vllm_python = str(Path.cwd() / args.vllm_python)  # absolute (the server runs elsewhere), links kept
-    cfg = InteropConfig(vllm_python=vllm_python, episodes=args.episodes, out=args.out)
+    cfg = InteropConfig(
+        vllm_python=vllm_python,
+        episodes=args.episodes,
+        out=args.out,
+        model=args.model,
+        problems=args.problems,
+        sub_call_budget=args.sub_call_budget,
+        context_window=args.context_window,
+        protocols=tuple(args.protocols),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         report = run(cfg, Path(tmp))
     report["command"] = " ".join([Path(sys.executable).name, *sys.argv])
