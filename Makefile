@@ -28,7 +28,7 @@ run: setup
 
 # The paper experiment at CPU scale (hours; resumable: rerun to continue). See README.
 paper: setup
-	$(VENV)/bin/apr-env experiment paper --scale cpu --out runs/paper_cpu --resume --jobs 2
+	$(VENV)/bin/apr-env experiment paper --scale cpu --out runs/paper_cpu --resume --jobs 2 --publish benchmarks/results/paper_cpu
 
 test: setup
 	$(VENV)/bin/ruff check .

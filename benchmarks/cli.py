@@ -43,7 +43,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_experiment_paper(args: argparse.Namespace) -> int:
     from apr_env.errors import ConfigError
-    from benchmarks.paper import run_paper
+    from benchmarks.paper import publish, run_paper
     from benchmarks.paper_config import SCALES
 
     try:
@@ -53,6 +53,9 @@ def cmd_experiment_paper(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise SystemExit(f"apr-env experiment paper: {err}") from err
     print(", ".join(f"{stage} {what}" for stage, what in status.items()))
+    if args.publish:
+        written = publish(args.out or f"runs/paper_{args.scale}", args.publish)
+        print(f"published {len(written)} files to {args.publish}")
     return 0
 
 
@@ -98,5 +101,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="stages at once (SoS+ and APR SFT side by side, the SFT evaluation beside GRPO); "
         "2 on a 2-core CPU, each stage with one torch thread",
+    )
+    d.add_argument(
+        "--publish",
+        metavar="DIR",
+        default=None,
+        help="then copy the table, figures, stage summaries, eval summaries, training curves and "
+        "model files into DIR (e.g. benchmarks/results/paper_cpu)",
     )
     d.set_defaults(func=cmd_experiment_paper)

@@ -352,6 +352,52 @@ def _done(run: Path, stage: str) -> dict:
     return json.loads((run / stage / DONE).read_text())
 
 
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+               "tokenizer_config.json", "special_tokens_map.json")  # fmt: skip
+"""What a model folder needs to be loaded (no optimizer state, no checkpoints)."""
+
+
+def publish(run_dir: str | Path, dest: str | Path) -> list[str]:
+    """Copy a finished run's committable results into `dest` (e.g. benchmarks/results/paper_cpu/).
+
+    ``report/*`` (table.md, table.json, PNGs) at the top; ``stages/STAGE.json`` (each done.json:
+    command, config, provenance, summary); ``eval/STAGE/POINT.json`` (the `apr-env eval` summaries,
+    not the per-episode records, which hold every call's token ids); ``metrics/`` (the SFT and GRPO
+    training curves); ``models/{sos_sft,apr_sft,apr_grpo}/`` (the loadable model files only).
+    Returns the written paths.
+
+    Raises:
+        ConfigError: the run has not finished its report stage.
+    """
+    run, dest = Path(run_dir), Path(dest)
+    if not (run / "report" / DONE).is_file():
+        raise ConfigError(
+            f"{run} has no finished report stage ({run / 'report' / DONE}); run the experiment first"
+        )
+    copies: list[tuple[Path, Path]] = [(f, dest / f.name) for f in sorted((run / "report").iterdir())
+                                       if f.name != DONE]  # fmt: skip
+    copies += [(run / s / DONE, dest / "stages" / f"{s}.json") for s in STAGES if (run / s / DONE).is_file()]
+    for stage in ("eval_apr", "eval_sos", "eval_grpo"):
+        copies += [
+            (f, dest / "eval" / stage / f.name)
+            for f in sorted((run / stage).glob("*.json"))
+            if f.name != DONE
+        ]
+    for name, folder in (("sft_sos", "sft_sos"), ("sft_apr", "sft_apr"), ("grpo_apr", "grpo_apr")):
+        if (run / folder / "metrics.csv").is_file():
+            copies.append((run / folder / "metrics.csv", dest / "metrics" / f"{name}.csv"))
+    for name, folder in (
+        ("sos_sft", run / "sft_sos"),
+        ("apr_sft", run / "sft_apr"),
+        ("apr_grpo", run / "grpo_apr" / "model"),
+    ):
+        copies += [(folder / f, dest / "models" / name / f) for f in MODEL_FILES if (folder / f).is_file()]
+    for src, dst in copies:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return [str(dst) for _, dst in copies]
+
+
 def _run_stage(cfg: PaperConfig, run: Path, stage: str) -> float:
     """Run one stage into RUN/STAGE and write its done.json; returns the seconds it took.
 

@@ -179,3 +179,18 @@ def test_claims_give_each_ordering_a_verdict_from_the_intervals():
     assert not [c for c in found if "scales better" in c["claim"]]  # no sweep rows: no claim
     rows[2] = _synthetic("eval_apr", "apr_main", 0.50)
     assert verdict(claims(SCALES["cpu"], rows), "at an equal 1024") == "holds"  # disjoint at n=500
+
+
+def test_publish_copies_the_committable_results(run_dir, tmp_path):
+    from benchmarks.paper import publish
+    from trainers.models import load_model
+
+    written = publish(run_dir, tmp_path / "pub")
+    assert (tmp_path / "pub" / "table.md").read_text() == (run_dir / "report" / "table.md").read_text()
+    assert {p.stem for p in (tmp_path / "pub" / "stages").iterdir()} == set(STAGES)
+    assert (tmp_path / "pub" / "eval" / "eval_apr" / "apr_main.json").is_file()
+    assert not [p for p in written if p.endswith((".jsonl", ".pt", ".pth"))]  # no records, no optimizer
+    for name in ("sos_sft", "apr_sft", "apr_grpo"):
+        load_model(tmp_path / "pub" / "models" / name)  # loadable as published
+    with pytest.raises(ConfigError, match="no finished report stage"):
+        publish(tmp_path / "pub", tmp_path / "again")
