@@ -1,0 +1,150 @@
+"""Does a model do the arithmetic of its traces? Teacher-forced accuracy on operation results.
+
+    python -m benchmarks.arithmetic_probe --problems runs/paper_cpu/data/test_problems.json \
+        --models runs/paper_cpu/sft_apr runs/sizing/keep/apr_small/checkpoint-500 --n 40
+
+Why: the paper experiment's first CPU run (`benchmarks/results/paper_cpu/`) trained SFT models
+that learned the trace format but solved nothing; their episodes were full of lines such as
+``Exploring Operation: 16-5=13``. Sampling whole episodes is slow (minutes per model) and its
+accuracy stays at 0 until the arithmetic is nearly right, so it cannot tell a model that is
+halfway there from one that is not learning. This probe reads the solver's traces of held-out
+problems (always correct arithmetic), feeds each row to the model with teacher forcing, and
+counts the ``Exploring Operation: a op b=c`` lines whose result ``c`` the model predicts exactly
+(greedy, every digit) given the line up to ``=``. Reported per operator and overall, per model,
+with the training tokens of each checkpoint when its ``trainer_state.json`` or ``run.json`` says.
+
+What it leaves out: operand choice (whether the model explores sensible pairs) and the
+``Resulting Numbers`` lists; a model can get every result right and still search badly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+OPERATION = re.compile(r"Exploring Operation: (\d+)([-+*/])(\d+)=(\d+)")
+
+
+def result_spans(ids: list[int], tokenizer) -> list[tuple[str, list[int]]]:
+    """(operator, token positions of the result digits) for every operation line of a row.
+
+    Positions come from decoding each token on its own (the Countdown tokenizer has one token per
+    digit), so the regex's character span of the result maps back to whole tokens.
+    """
+    pieces = [tokenizer.decode([i]) for i in ids]
+    starts, text = [], ""
+    for piece in pieces:
+        starts.append(len(text))
+        text += piece
+    spans = []
+    for m in OPERATION.finditer(text):
+        lo, hi = m.span(4)
+        positions = [k for k, s in enumerate(starts) if lo <= s < hi]
+        if positions and "".join(pieces[k] for k in positions) == m.group(4):
+            spans.append((m.group(2), positions))
+    return spans
+
+
+def probe(model_dir, rows: list[dict], tokenizer) -> dict:
+    """Exact-result accuracy of one model (a folder, or a loaded causal LM) on the operation lines
+    of `rows` (teacher forcing)."""
+    import torch
+
+    from trainers.models import load_model
+
+    model = (load_model(model_dir) if isinstance(model_dir, (str, Path)) else model_dir).eval()
+    right: dict[str, int] = {}
+    total: dict[str, int] = {}
+    with torch.no_grad():
+        for row in rows:
+            ids = row["input_ids"]
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+            predicted = logits.argmax(-1).tolist()  # predicted[k] is the guess for ids[k + 1]
+            for op, positions in result_spans(ids, tokenizer):
+                total[op] = total.get(op, 0) + 1
+                right[op] = right.get(op, 0) + all(predicted[k - 1] == ids[k] for k in positions)
+    lines = sum(total.values())
+    return {
+        "model": str(model_dir),
+        "tokens_trained": _tokens_trained(Path(model_dir)) if isinstance(model_dir, (str, Path)) else None,
+        "lines": lines,
+        "exact_result_accuracy": sum(right.values()) / lines if lines else 0.0,
+        "by_operator": {op: {"lines": total[op], "accuracy": right[op] / total[op]} for op in sorted(total)},
+    }
+
+
+def _tokens_trained(folder: Path) -> int | None:
+    """Input tokens the checkpoint has seen, from the SFT run's own records (None if unknown)."""
+    state = folder / "trainer_state.json"
+    if state.is_file():
+        history = json.loads(state.read_text()).get("log_history", [])
+        seen = [h["num_input_tokens_seen"] for h in history if "num_input_tokens_seen" in h]
+        if seen:
+            return int(seen[-1])
+    run = folder / "run.json"
+    if run.is_file():
+        return json.loads(run.read_text()).get("tokens_seen")
+    return None
+
+
+def held_out_rows(problems_file: str, n: int, protocol: str, beam: int, sub_beam: int, max_length: int):
+    """Solver trace rows of the first `n` problems of a held-out file (the probe's fixed input)."""
+    from apr_env import load_problems
+    from apr_env.tokenizer import default_tokenizer
+    from trainers.data import build_traces
+    from trainers.sft_data import build_rows
+
+    tokenizer = default_tokenizer()
+    problems = load_problems(problems_file)[:n]
+    records = build_traces(
+        problems,
+        protocol,
+        seed=0,
+        beam_size=beam,
+        sub_beam_size=sub_beam if protocol == "apr" else None,
+    )
+    rows, _ = build_rows(records, tokenizer, condition=True, solved_only=False, max_length=max_length)
+    return rows, tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", required=True, help="model folders or checkpoints")
+    parser.add_argument("--problems", required=True, help="held-out problem file")
+    parser.add_argument("--n", type=int, default=40, help="problems whose solver traces are probed")
+    parser.add_argument("--protocol", choices=("apr", "serial"), default="apr")
+    parser.add_argument("--beam", type=int, default=3)
+    parser.add_argument("--sub-beam", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="JSON path for the results")
+    args = parser.parse_args(argv)
+    import torch
+
+    from apr_env.provenance import provenance
+
+    torch.set_num_threads(args.threads)
+    rows, tokenizer = held_out_rows(
+        args.problems, args.n, args.protocol, args.beam, args.sub_beam, args.max_length
+    )
+    results = []
+    for model in args.models:
+        r = probe(model, rows, tokenizer)
+        results.append(r)
+        ops = ", ".join(f"{op} {v['accuracy']:.3f}" for op, v in r["by_operator"].items())
+        print(
+            f"{model}: {r['exact_result_accuracy']:.3f} of {r['lines']} lines ({ops}); tokens {r['tokens_trained']}"
+        )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        report = {"command": "python -m benchmarks.arithmetic_probe " + " ".join(sys.argv[1:]),
+                  "config": vars(args), "provenance": provenance(), "results": results}  # fmt: skip
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
