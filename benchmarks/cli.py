@@ -46,6 +46,15 @@ def cmd_experiment_paper(args: argparse.Namespace) -> int:
     from benchmarks.paper import publish, run_paper
     from benchmarks.paper_config import SCALES
 
+    if args.publish_only:
+        if not args.publish:
+            raise SystemExit("apr-env experiment paper: --publish-only needs --publish DIR")
+        try:
+            written = publish(args.out or f"runs/paper_{args.scale}", args.publish)
+        except ConfigError as err:
+            raise SystemExit(f"apr-env experiment paper: {err}") from err
+        print(f"published {len(written)} files to {args.publish}")
+        return 0
     try:
         status = run_paper(
             SCALES[args.scale], args.out or f"runs/paper_{args.scale}", resume=args.resume, jobs=args.jobs
@@ -108,5 +117,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="then copy the table, figures, stage summaries, eval summaries, training curves and "
         "model files into DIR (e.g. benchmarks/results/paper_cpu)",
+    )
+    d.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="run nothing: only copy what the run in --out has finished into --publish DIR "
+        "(with partial.json when the run has not finished)",
     )
     d.set_defaults(func=cmd_experiment_paper)

@@ -358,24 +358,25 @@ MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "to
 
 
 def publish(run_dir: str | Path, dest: str | Path) -> list[str]:
-    """Copy a finished run's committable results into `dest` (e.g. benchmarks/results/paper_cpu/).
+    """Copy what a run has finished into `dest` (e.g. benchmarks/results/paper_cpu/), to commit.
 
     ``report/*`` (table.md, table.json, PNGs) at the top; ``stages/STAGE.json`` (each done.json:
     command, config, provenance, summary); ``eval/STAGE/POINT.json`` (the `apr-env eval` summaries,
     not the per-episode records, which hold every call's token ids); ``metrics/`` (the SFT and GRPO
     training curves); ``models/{sos_sft,apr_sft,apr_grpo}/`` (the loadable model files only).
-    Returns the written paths.
+    A run without a finished report (stopped, or still running) also gets ``partial.json``: the
+    finished stages and a summary (accuracy with its Wilson interval, tokens, threads, format
+    errors, outcomes) of every evaluation point's records so far. Returns the written paths.
 
     Raises:
-        ConfigError: the run has not finished its report stage.
+        ConfigError: `run_dir` is not a paper run folder (no config.json).
     """
     run, dest = Path(run_dir), Path(dest)
-    if not (run / "report" / DONE).is_file():
-        raise ConfigError(
-            f"{run} has no finished report stage ({run / 'report' / DONE}); run the experiment first"
-        )
-    copies: list[tuple[Path, Path]] = [(f, dest / f.name) for f in sorted((run / "report").iterdir())
-                                       if f.name != DONE]  # fmt: skip
+    if not (run / "config.json").is_file():
+        raise ConfigError(f"{run} is not a paper run folder (no config.json); run the experiment first")
+    copies: list[tuple[Path, Path]] = [(run / "config.json", dest / "config.json")]
+    if (run / "report").is_dir():
+        copies += [(f, dest / f.name) for f in sorted((run / "report").iterdir()) if f.name != DONE]
     copies += [(run / s / DONE, dest / "stages" / f"{s}.json") for s in STAGES if (run / s / DONE).is_file()]
     for stage in ("eval_apr", "eval_sos", "eval_grpo"):
         copies += [
@@ -391,11 +392,52 @@ def publish(run_dir: str | Path, dest: str | Path) -> list[str]:
         ("apr_sft", run / "sft_apr"),
         ("apr_grpo", run / "grpo_apr" / "model"),
     ):
-        copies += [(folder / f, dest / "models" / name / f) for f in MODEL_FILES if (folder / f).is_file()]
+        if (folder / "model.safetensors").is_file():
+            copies += [
+                (folder / f, dest / "models" / name / f) for f in MODEL_FILES if (folder / f).is_file()
+            ]
     for src, dst in copies:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
-    return [str(dst) for _, dst in copies]
+    written = [str(dst) for _, dst in copies]
+    if not (run / "report" / DONE).is_file():
+        (dest / "partial.json").write_text(json.dumps(partial_summary(run), indent=2) + "\n")
+        written.append(str(dest / "partial.json"))
+    return written
+
+
+def partial_summary(run: Path) -> dict:
+    """The finished stages of an unfinished run and a summary of every evaluation's records so far."""
+    from collections import Counter
+
+    from runtime.records import load_records
+    from runtime.report import wilson_interval
+
+    points = {}
+    for stage in ("eval_apr", "eval_sos", "eval_grpo"):
+        for path in sorted((run / stage).glob("*.jsonl")):
+            records = load_records(path)
+            if not records:
+                continue
+            n, k = len(records), sum(bool(r["correct"]) for r in records)
+            points[f"{stage}/{path.stem}"] = {
+                "episodes": n,
+                "accuracy": k / n,
+                "accuracy_ci95": list(wilson_interval(k, n)),
+                "total_tokens": statistics.fmean(r["metrics"]["total_tokens"] for r in records),
+                "longest_thread_tokens": statistics.fmean(
+                    r["metrics"]["longest_thread_tokens"] for r in records
+                ),
+                "threads": statistics.fmean(r["metrics"]["num_threads"] for r in records),
+                "format_error_rate": sum(bool(r["format_errors"]) for r in records) / n,
+                "outcomes": dict(Counter(str(r.get("outcome")) for r in records).most_common()),
+            }
+    return {
+        "complete": False,
+        "stages_done": [s for s in STAGES if (run / s / DONE).is_file()],
+        "points": points,
+        "provenance": provenance(),
+    }
 
 
 def _run_stage(cfg: PaperConfig, run: Path, stage: str) -> float:

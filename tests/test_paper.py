@@ -192,5 +192,25 @@ def test_publish_copies_the_committable_results(run_dir, tmp_path):
     assert not [p for p in written if p.endswith((".jsonl", ".pt", ".pth"))]  # no records, no optimizer
     for name in ("sos_sft", "apr_sft", "apr_grpo"):
         load_model(tmp_path / "pub" / "models" / name)  # loadable as published
-    with pytest.raises(ConfigError, match="no finished report stage"):
-        publish(tmp_path / "pub", tmp_path / "again")
+    assert not (tmp_path / "pub" / "partial.json").exists()  # the run finished
+    with pytest.raises(ConfigError, match="not a paper run folder"):
+        publish(tmp_path / "pub" / "stages", tmp_path / "again")
+
+
+def test_publishing_an_unfinished_run_summarises_the_records_so_far(run_dir, tmp_path):
+    import shutil
+
+    from benchmarks.paper import publish
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "report" / "done.json").unlink()
+    (run / "eval_grpo" / "done.json").unlink()
+    lines = (run / "eval_grpo" / "apr_main.jsonl").read_text().splitlines(keepends=True)
+    (run / "eval_grpo" / "apr_main.jsonl").write_text("".join(lines[:2]))  # stopped after 2 episodes
+    publish(run, tmp_path / "pub")
+    partial = json.loads((tmp_path / "pub" / "partial.json").read_text())
+    assert partial["complete"] is False and "eval_grpo" not in partial["stages_done"]
+    point = partial["points"]["eval_grpo/apr_main"]
+    assert point["episodes"] == 2 and sum(point["outcomes"].values()) == 2
+    assert 0 <= point["accuracy_ci95"][0] <= point["accuracy"] <= point["accuracy_ci95"][1] <= 1
