@@ -41,6 +41,12 @@ recorded in ``benchmarks/results/paper_sizing.json``; symbolic solvers, Countdow
 - GRPO: 12 steps of 8 problems x 4 episodes at the 1,024 window (~64k sampled tokens per step),
   run beside the SFT evaluations; the lr (1e-4, 1/20 of the SFT peak as the paper's 1e-5 is 1/5
   of its 5e-5) is a guess for a 270x smaller model, not tuned; nothing is tuned on the test split.
+
+The first run of this configuration (2026-12-03, `benchmarks/results/paper_cpu/README.md`) fails
+the issue's standard: both SFT models learned the format but predict 12-15% of operation results
+right (`benchmarks.arithmetic_probe`) and solve 0% of held-out problems, so GRPO has no signal.
+The configuration is kept as run, so that its results stay reproducible; the next one should
+change what the results README recommends, not the standard.
 """
 
 from __future__ import annotations
