@@ -20,6 +20,7 @@ What it leaves out: operand choice (whether the model explores sensible pairs) a
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import re
 import sys
@@ -42,7 +43,7 @@ def result_spans(ids: list[int], tokenizer) -> list[tuple[str, list[int]]]:
     spans = []
     for m in OPERATION.finditer(text):
         lo, hi = m.span(4)
-        positions = [k for k, s in enumerate(starts) if lo <= s < hi]
+        positions = list(range(bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)))
         if positions and "".join(pieces[k] for k in positions) == m.group(4):
             spans.append((m.group(2), positions))
     return spans

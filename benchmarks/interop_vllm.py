@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -53,6 +53,7 @@ from runtime.backends.transformers_backend import TransformersBackend  # noqa: E
 from runtime.launch_sglang import free_port, wait_until_ready  # noqa: E402
 from runtime.runner import RunConfig, run_episodes  # noqa: E402
 from tests.tiny_models import count_parameters, make_tiny_llama, save_tiny_model  # noqa: E402
+from trainers.models import count_parameters as count_config_parameters  # noqa: E402
 
 
 @dataclass
@@ -206,7 +207,9 @@ def run(cfg: InteropConfig, work: Path) -> dict:
     report: dict = {"config": asdict(cfg), "provenance": provenance(("apr-env", "torch", "transformers"))}
     if cfg.model:
         model_dir = Path(cfg.model).resolve()
-        params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters())
+        params = count_config_parameters(
+            AutoConfig.from_pretrained(model_dir)
+        )  # meta device: no weights loaded
         report.update(weight_seed=None, parameters=params)
     else:
         model_dir, seed, params = pick_model(tok, problems, cfg, work)

@@ -230,8 +230,6 @@ def _eval_argv(cfg: PaperConfig, run: Path, out: Path, point: dict) -> list[str]
         argv += [] if beam is None else ["--beam-size", str(beam), "--sub-beam-size", str(sub_beam)]
     for key, value in point["cond"].items():
         argv += ["--" + key.replace("_", "-"), str(value)]
-    if (out / f"{point['name']}.jsonl").is_file():
-        argv.append("--resume")
     return argv
 
 
@@ -239,22 +237,22 @@ def _evaluate(cfg: PaperConfig, run: Path, out: Path, which: str) -> dict:
     """Every point through `apr-env eval` (in process): a JSON summary and a records JSONL per point."""
     from apr_env.cli import main as apr_env_main
 
-    points = _eval_points(cfg, run, which)
+    if cfg.num_threads:
+        import torch
+
+        torch.set_num_threads(cfg.num_threads)
     done = {}
-    for point in points:
+    for point in _eval_points(cfg, run, which):
+        argv = _eval_argv(cfg, run, out, point)
         result = out / f"{point['name']}.json"
         if not (result.is_file() and json.loads(result.read_text()).get("complete")):
-            argv = _eval_argv(cfg, run, out, point)
-            if cfg.num_threads:
-                import torch
-
-                torch.set_num_threads(cfg.num_threads)
+            resume = ["--resume"] if (out / f"{point['name']}.jsonl").is_file() else []
             with redirect_stdout(sys.stderr):
-                status = apr_env_main(argv)
+                status = apr_env_main(argv + resume)
             if status != 0:
-                raise RuntimeError(f"apr-env {' '.join(argv)} failed with status {status}")
+                raise RuntimeError(f"apr-env {' '.join(argv + resume)} failed with status {status}")
         done[point["name"]] = {**{k: str(v) if isinstance(v, Path) else v for k, v in point.items()},
-                               "command": "apr-env " + " ".join(_eval_argv(cfg, run, out, point))}  # fmt: skip
+                               "command": "apr-env " + " ".join(argv)}  # fmt: skip
     return {"points": done}
 
 
@@ -411,7 +409,7 @@ def partial_summary(run: Path) -> dict:
     from collections import Counter
 
     from runtime.records import load_records
-    from runtime.report import wilson_interval
+    from runtime.report import summarize
 
     points = {}
     for stage in ("eval_apr", "eval_sos", "eval_grpo"):
@@ -419,16 +417,21 @@ def partial_summary(run: Path) -> dict:
             records = load_records(path)
             if not records:
                 continue
-            n, k = len(records), sum(bool(r["correct"]) for r in records)
+            n = len(records)
+            # the protocol only matters to summarize for self_consistency, which no paper point plays
+            s = summarize(records, protocol="apr", knob="point", value=path.stem, windows=[], seconds=0)
             points[f"{stage}/{path.stem}"] = {
-                "episodes": n,
-                "accuracy": k / n,
-                "accuracy_ci95": list(wilson_interval(k, n)),
-                "total_tokens": statistics.fmean(r["metrics"]["total_tokens"] for r in records),
-                "longest_thread_tokens": statistics.fmean(
-                    r["metrics"]["longest_thread_tokens"] for r in records
-                ),
-                "threads": statistics.fmean(r["metrics"]["num_threads"] for r in records),
+                **{
+                    k: s[k]
+                    for k in (
+                        "episodes",
+                        "accuracy",
+                        "accuracy_ci95",
+                        "total_tokens",
+                        "longest_thread_tokens",
+                        "threads",
+                    )
+                },
                 "format_error_rate": sum(bool(r["format_errors"]) for r in records) / n,
                 "outcomes": dict(Counter(str(r.get("outcome")) for r in records).most_common()),
             }
