@@ -91,8 +91,18 @@ def _tokens_trained(folder: Path) -> int | None:
     return None
 
 
-def held_out_rows(problems_file: str, n: int, protocol: str, beam: int, sub_beam: int, max_length: int):
-    """Solver trace rows of the first `n` problems of a held-out file (the probe's fixed input)."""
+def held_out_rows(
+    problems_file: str,
+    n: int,
+    protocol: str,
+    beam: int | None,
+    sub_beam: int | None,
+    max_length: int,
+    *,
+    return_records: bool = False,
+):
+    """Solver trace rows of the first `n` problems of a held-out file (the probe's fixed input),
+    and the tokenizer; with `return_records`, the trace records instead of the rows."""
     from apr_env import load_problems
     from apr_env.tokenizer import default_tokenizer
     from trainers.data import build_traces
@@ -107,6 +117,8 @@ def held_out_rows(problems_file: str, n: int, protocol: str, beam: int, sub_beam
         beam_size=beam,
         sub_beam_size=sub_beam if protocol == "apr" else None,
     )
+    if return_records:
+        return records, tokenizer
     rows, _ = build_rows(records, tokenizer, condition=True, solved_only=False, max_length=max_length)
     return rows, tokenizer
 

@@ -70,6 +70,8 @@ def cmd_experiment_paper(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the benchmarks' subcommands to the `apr-env` parser."""
+    from benchmarks.paper_config import SCALES  # configs only: no torch
+
     p = sub.add_parser("bench", help="the protocol benchmark: accuracy vs tokens, critical path, context")
     p.add_argument("--n", type=int, default=1000, help="problems per sweep point")
     p.add_argument("--problem-seed", type=int, default=0)
@@ -95,11 +97,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = exp.add_parser(
         "paper",
         help="the paper's claims: data -> SFT (SoS+, APR) -> eval -> GRPO -> eval -> table + figures",
-        description="Scales (benchmarks/paper_config.py): cpu (mini preset, 4 numbers in 1..20, "
-        "8M SFT tokens per model), gpu (paper preset, a fifth of the official data), paper (the "
+        description="Scales (benchmarks/paper_config.py): cpu (mini preset, 4 numbers in 1..20, an "
+        "8M-token arithmetic warm-up, then 6M trace tokens per model), cpu-v1 (the first CPU run: no "
+        "warm-up, 8M trace tokens), gpu (paper preset, a fifth of the official data), paper (the "
         "official recipe). Each stage writes OUT/STAGE/done.json and is skipped when present.",
     )
-    d.add_argument("--scale", choices=("cpu", "gpu", "paper"), default="cpu")
+    d.add_argument("--scale", choices=tuple(SCALES), default="cpu")
     d.add_argument("--out", default=None, help="run folder (default: runs/paper_SCALE)")
     d.add_argument(
         "--resume", action="store_true", help="continue the run in --out (finished stages are skipped)"

@@ -11,6 +11,8 @@ intervals). A stage writes its outputs and a ``done.json`` (command, config, pro
 into its own folder of RUN_DIR:
 
     data/       train/test problems, APR and SoS+ traces, token counts per epoch
+    warmup/     the arithmetic warm-up model both SFT models start from (`train sft --operations-only`
+                on the APR traces' operation lines); empty when the config has no warm-up
     sft_sos/    the SoS+ model (train_sft's folder)      sft_apr/   the APR model
     grpo_apr/   GRPO on the APR model (metrics.csv, model/)
     eval_apr/   one apr-env eval JSON + records JSONL per point: the APR model (main row, sub-call
@@ -18,6 +20,11 @@ into its own folder of RUN_DIR:
     eval_sos/   the same for SoS+ (main row, token budget sweep, best-of-N samples, SoS+ solver)
     eval_grpo/  the APR model's evaluation points for the GRPO model
     report/     table.md, table.json (Wilson 95% intervals), fig4a/fig4b/fig6/grpo_curve PNGs
+
+Each SFT stage (and the warm-up) records the arithmetic probe of its model (`benchmarks.arithmetic_probe`:
+exact operation results on held-out solver traces, teacher-forced); with ``probe_gate`` set, the
+evaluation and GRPO stages refuse a model below it, since such a model solves nothing (the first
+CPU run: 15% right, 0% solved) and hours of evaluation would only say so.
 
 A stage with a ``done.json`` is skipped; a stage without one runs and continues whatever it had
 finished (SFT and GRPO from their checkpoints, evaluations episode by episode from their
@@ -41,11 +48,12 @@ from apr_env.errors import ConfigError
 from apr_env.provenance import provenance
 from benchmarks.paper_config import PaperConfig
 
-STAGES = ("data", "sft_sos", "sft_apr", "grpo_apr", "eval_apr", "eval_sos", "eval_grpo", "report")
+STAGES = ("data", "warmup", "sft_sos", "sft_apr", "grpo_apr", "eval_apr", "eval_sos", "eval_grpo", "report")
 NEEDS: dict[str, tuple[str, ...]] = {
     "data": (),
-    "sft_sos": ("data",),
-    "sft_apr": ("data",),
+    "warmup": ("data",),
+    "sft_sos": ("warmup",),
+    "sft_apr": ("warmup",),
     "grpo_apr": ("sft_apr",),
     "eval_apr": ("sft_apr",),
     "eval_sos": ("sft_sos",),
@@ -117,15 +125,50 @@ def _preset_context(preset: str) -> int:
     return int(model_config(preset).max_position_embeddings)
 
 
-def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
+def stage_warmup(cfg: PaperConfig, run: Path, out: Path) -> dict:
+    """Arithmetic warm-up: `train sft --operations-only` on the APR traces' operation lines.
+
+    Both SFT models start from this one model, so the comparison stays fair (same weights, same
+    trace budget after it). A config without ``warmup_tokens`` writes only its done.json.
+    """
+    if not cfg.warmup_tokens:
+        return {"skipped": "warmup_tokens is not set: both SFT models start from a fresh preset"}
+    from apr_env.tokenizer import default_tokenizer
     from trainers.sft import train_sft
     from trainers.sft_config import SFTRunConfig
+    from trainers.sft_data import load_trace_records, operation_rows
 
-    data = _done(run, "data")["summary"]["protocols"][protocol]
-    epochs = 1.0
-    if cfg.sft_max_steps is None:  # the schedule ends at the token budget
-        epochs = max(cfg.sft_tokens / max(data["tokens_per_epoch"], 1), 1e-3)
+    _, rows = operation_rows(
+        load_trace_records(run / "data" / "apr"),
+        default_tokenizer(),
+        row_tokens=cfg.warmup_row_tokens,
+        solved_only=cfg.solved_only,
+        seed=cfg.seed,
+    )
     config = SFTRunConfig(
+        **_sft_common(cfg, run, out, "apr"),
+        operations_only=True,
+        operation_row_tokens=cfg.warmup_row_tokens,
+        batch_size=cfg.warmup_batch_size,
+        lr=cfg.sft_lr,
+        warmup_steps=cfg.sft_warmup_steps,
+        epochs=_epochs_for(cfg.warmup_tokens, rows["tokens"]),  # the schedule ends at the budget
+        tokens=cfg.warmup_tokens,
+        num_threads=cfg.warmup_num_threads,
+    )
+    summary = train_sft(config)
+    summary["command"] = _command("apr-env train sft", config)
+    summary["probe"] = _probe(cfg, run, out, "apr", dense=True)
+    return summary
+
+
+def _epochs_for(tokens: int, tokens_per_epoch: int) -> float:
+    return max(tokens / max(tokens_per_epoch, 1), 1e-3)
+
+
+def _sft_common(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
+    """The SFTRunConfig fields the warm-up and both SFT stages share."""
+    return dict(
         out=str(out),
         preset=cfg.preset,
         data=str(run / "data" / protocol),
@@ -138,6 +181,64 @@ def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
         max_target=cfg.max_target,
         problem_seed=cfg.seed,
         solved_only=cfg.solved_only,
+        seed=cfg.seed,
+        save_steps=200,
+        resume=_has_checkpoint(out),
+        eval=False,  # evaluated by eval_sos and eval_apr on the pipeline's own held-out split
+        progress=sys.stderr.isatty(),
+    )
+
+
+def _probe(cfg: PaperConfig, run: Path, model: Path, protocol: str, *, dense: bool = False) -> dict:
+    """The arithmetic probe of `model` on the solver traces of the first ``probe_n`` test problems
+    (``dense``: their operation lines packed as the warm-up's rows, for a model that never saw a trace)."""
+    from benchmarks.arithmetic_probe import held_out_rows, probe
+    from trainers.sft_data import operation_rows
+
+    beam, sub_beam = cfg.beams[len(cfg.beams) // 2] if cfg.beams else (None, None)
+    rows, tok = held_out_rows(
+        str(run / "data" / "test_problems.json"),
+        cfg.probe_n,
+        protocol,
+        beam,
+        sub_beam,
+        cfg.max_length or _preset_context(cfg.preset),
+        return_records=dense,
+    )
+    if dense:
+        rows, _ = operation_rows(rows, tok, row_tokens=cfg.warmup_row_tokens, solved_only=False)
+    result = probe(model, rows, tok)
+    result["model"] = str(model)
+    result["format"] = "operation lines" if dense else f"{protocol} traces"
+    return result
+
+
+def _check_gate(cfg: PaperConfig, run: Path, sft_stage: str, stage: str) -> None:
+    """Refuse to evaluate or RL-train a model whose arithmetic probe is below ``probe_gate``."""
+    if cfg.probe_gate is None:
+        return
+    found = _done(run, sft_stage)["summary"].get("probe", {}).get("exact_result_accuracy")
+    if found is None or found < cfg.probe_gate:
+        shown = "no probe" if found is None else f"{found:.1%} of held-out operation results right"
+        raise RuntimeError(
+            f"{stage}: the {sft_stage} model has {shown}, under probe_gate={cfg.probe_gate:.0%}; such a "
+            "model solves ~nothing and gives GRPO no signal (benchmarks/results/paper_cpu_v1). Train "
+            "longer (warmup_tokens, sft_tokens) in a new run folder, or set probe_gate to None"
+        )
+
+
+def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
+    from trainers.sft import train_sft
+    from trainers.sft_config import SFTRunConfig
+
+    data = _done(run, "data")["summary"]["protocols"][protocol]
+    epochs = 1.0
+    if cfg.sft_max_steps is None:  # the schedule ends at the token budget
+        epochs = _epochs_for(cfg.sft_tokens, data["tokens_per_epoch"])
+    warm = run / "warmup"
+    config = SFTRunConfig(
+        **_sft_common(cfg, run, out, protocol),
+        model=str(warm) if (warm / "model.safetensors").is_file() else None,
         condition=cfg.condition,
         max_length=cfg.max_length,
         batch_size=cfg.sft_batch_size,
@@ -146,15 +247,11 @@ def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
         epochs=epochs,
         max_steps=cfg.sft_max_steps or -1,
         tokens=cfg.sft_tokens,
-        seed=cfg.seed,
-        save_steps=200,
-        resume=_has_checkpoint(out),
-        eval=False,  # evaluated by eval_sos and eval_apr on the pipeline's own held-out split
         num_threads=cfg.num_threads,
-        progress=sys.stderr.isatty(),
     )
     summary = train_sft(config)
     summary["command"] = _command("apr-env train sft", config)
+    summary["probe"] = _probe(cfg, run, out, protocol)
     return summary
 
 
@@ -258,11 +355,13 @@ def _evaluate(cfg: PaperConfig, run: Path, out: Path, which: str) -> dict:
 
 def stage_eval_sos(cfg: PaperConfig, run: Path, out: Path) -> dict:
     """The SoS+ SFT model (main row, token-budget sweep, best-of-N samples) and the SoS+ solver."""
+    _check_gate(cfg, run, "sft_sos", "eval_sos")
     return _evaluate(cfg, run, out, "sos")
 
 
 def stage_eval_apr(cfg: PaperConfig, run: Path, out: Path) -> dict:
     """The APR SFT model (main row, sub-call-budget sweep) and the APR solver."""
+    _check_gate(cfg, run, "sft_apr", "eval_apr")
     return _evaluate(cfg, run, out, "apr")
 
 
@@ -271,6 +370,7 @@ def stage_grpo_apr(cfg: PaperConfig, run: Path, out: Path) -> dict:
     from trainers.grpo import train_grpo
     from trainers.grpo_config import GRPOConfig
 
+    _check_gate(cfg, run, "sft_apr", "grpo_apr")
     if cfg.num_threads:
         import torch
 
@@ -314,6 +414,7 @@ def stage_report(cfg: PaperConfig, run: Path, out: Path) -> dict:
 
 STAGE_FUNCS: dict[str, Callable[[PaperConfig, Path, Path], dict]] = {
     "data": stage_data,
+    "warmup": stage_warmup,
     "sft_sos": stage_sft_sos,
     "sft_apr": stage_sft_apr,
     "grpo_apr": stage_grpo_apr,
@@ -382,7 +483,12 @@ def publish(run_dir: str | Path, dest: str | Path) -> list[str]:
             for f in sorted((run / stage).glob("*.json"))
             if f.name != DONE
         ]
-    for name, folder in (("sft_sos", "sft_sos"), ("sft_apr", "sft_apr"), ("grpo_apr", "grpo_apr")):
+    for name, folder in (
+        ("warmup", "warmup"),
+        ("sft_sos", "sft_sos"),
+        ("sft_apr", "sft_apr"),
+        ("grpo_apr", "grpo_apr"),
+    ):
         if (run / folder / "metrics.csv").is_file():
             copies.append((run / folder / "metrics.csv", dest / "metrics" / f"{name}.csv"))
     for name, folder in (

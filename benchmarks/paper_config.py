@@ -42,11 +42,21 @@ recorded in ``benchmarks/results/paper_sizing.json``; symbolic solvers, Countdow
   run beside the SFT evaluations; the lr (1e-4, 1/20 of the SFT peak as the paper's 1e-5 is 1/5
   of its 5e-5) is a guess for a 270x smaller model, not tuned; nothing is tuned on the test split.
 
-The first run of this configuration (2026-12-03, `benchmarks/results/paper_cpu/README.md`) fails
-the issue's standard: both SFT models learned the format but predict 12-15% of operation results
-right (`benchmarks.arithmetic_probe`) and solve 0% of held-out problems, so GRPO has no signal.
-The configuration is kept as run, so that its results stay reproducible; the next one should
-change what the results README recommends, not the standard.
+The first run (``cpu-v1``: no warm-up, 8M trace tokens per model; 2026-12-03,
+`benchmarks/results/paper_cpu_v1/README.md`) failed the issue's standard: both SFT models learned
+the format but predicted 12-15% of operation results right (`benchmarks.arithmetic_probe`) and
+solved 0% of held-out problems, so GRPO had no signal. Operation results are a tenth of a trace's
+loss tokens; the same `mini` model trained on operation lines alone got 88% of them right after
+5.8M tokens, and a model continued on traces to 20M tokens got 58% and still solved 0/60. So
+``cpu`` (the second configuration) adds:
+
+- an arithmetic warm-up of 8M tokens (`train sft --operations-only` on the APR traces'
+  operation lines, rows of 512 tokens, batch 16; ~15 min with 2 threads, which ran 8,700 tokens/s
+  against 4,500 with one), from which both SFT models start;
+- 6M trace tokens per SFT model after it (14M in all per model, against the first run's 8M);
+- a probe gate: an SFT model with under 90% exact operation results on the held-out traces is
+  not evaluated or RL-trained (the run stops there with a message) instead of spending two hours
+  to measure 0%.
 """
 
 from __future__ import annotations
@@ -85,6 +95,15 @@ class PaperConfig:
     """Train on solved traces only (the official data keeps failed searches)."""
     condition: bool = True
     """Condition prefixes: `Sub Call Budget: n ` (APR), `Token Budget: b ` (SoS+), for the budget sweeps."""
+    warmup_tokens: int | None = None
+    """Tokens of an arithmetic warm-up both SFT models start from (`train sft --operations-only` on
+    the APR traces' operation lines); None: none (the paper has none)."""
+    warmup_row_tokens: int = 512
+    """Tokens per packed warm-up row."""
+    warmup_batch_size: int = 16
+    """Rows per warm-up optimizer step."""
+    warmup_num_threads: int | None = 2
+    """torch CPU threads of the warm-up, which runs alone (2 threads ran 1.9x one here)."""
     sft_tokens: int | None = 8_000_000
     """Non-padding input tokens per SFT model (the same for both; the schedule ends there)."""
     sft_max_steps: int | None = None
@@ -99,6 +118,11 @@ class PaperConfig:
     """Longest SFT row in tokens (longer rows are dropped); None: the preset's context."""
     num_threads: int | None = 1
     """torch CPU threads (1 is faster than 2 on a shared 2-core CPU); None: torch's choice."""
+    probe_n: int = 40
+    """Held-out problems whose solver traces the arithmetic probe reads after each SFT stage."""
+    probe_gate: float | None = None
+    """Least exact-result accuracy of the probe for an SFT model to be evaluated and RL-trained
+    (None: no gate); below it a model solves ~nothing and GRPO gets no signal."""
     eval_n: int = 500
     """Held-out problems of the main rows (each model at its median condition, the symbolic ceilings)."""
     sweep_n: int = 50
@@ -151,6 +175,10 @@ class PaperConfig:
             raise ConfigError(
                 f"eval_n={self.eval_n} and sweep_n={self.sweep_n} must be <= n_test={self.n_test}"
             )
+        if self.probe_gate is not None and not 0 <= self.probe_gate <= 1:
+            raise ConfigError(f"probe_gate={self.probe_gate}; accepted: a fraction in [0, 1] or None")
+        if self.warmup_tokens is not None and self.warmup_tokens < 0:
+            raise ConfigError(f"warmup_tokens={self.warmup_tokens} must be >= 0 (or None: no warm-up)")
         if self.grpo_group_size < 2:
             raise ConfigError(f"grpo_group_size={self.grpo_group_size}: a group baseline needs >= 2")
         if self.main_window not in self.windows or self.eval_window < max(self.windows):
@@ -164,7 +192,11 @@ class PaperConfig:
 
 
 SCALES: dict[str, PaperConfig] = {
-    "cpu": PaperConfig(scale="cpu"),
+    "cpu": PaperConfig(scale="cpu", warmup_tokens=8_000_000, sft_tokens=6_000_000, probe_gate=0.9),
+    "cpu-v1": PaperConfig(
+        scale="cpu-v1",
+        extra={"note": "the first CPU run as it was run (recorded as scale 'cpu'): no warm-up, 0% solved"},
+    ),
     "gpu": PaperConfig(
         scale="gpu",
         preset="paper",

@@ -26,6 +26,11 @@ SMOKE = replace(
     n_train=12,
     n_test=4,
     beams=((2, 3), (3, 4)),
+    warmup_tokens=1500,
+    warmup_row_tokens=64,
+    warmup_batch_size=4,
+    probe_n=2,
+    probe_gate=None,
     sft_tokens=3000,
     sft_batch_size=4,
     sft_warmup_steps=1,
@@ -143,7 +148,7 @@ def test_a_run_folder_is_not_reused_silently(run_dir):
 
 
 def test_every_scale_is_documented_and_valid():
-    assert set(SCALES) == {"cpu", "gpu", "paper"}
+    assert set(SCALES) == {"cpu", "cpu-v1", "gpu", "paper"}
     assert SCALES["paper"].preset == "paper" and SCALES["paper"].grpo_steps == 150
     assert SCALES["cpu"].preset == "mini" and SCALES["cpu"].n_test >= 500
     assert SCALES["cpu"].sft_tokens >= 5_000_000  # the same budget for both models

@@ -9,7 +9,8 @@
 1. problems: a train/test split with no (sorted numbers, target) key in common
    (`apr_env.split_problems`), or the problems of given traces and a test set drawn apart from them;
 2. rows: solver traces (`trainers.data.build_traces`, or `--data`) as pre-tokenised rows with
-   ``labels`` = -100 on everything the runtime writes (`trainers.sft_data`);
+   ``labels`` = -100 on everything the runtime writes (`trainers.sft_data`); with
+   ``--operations-only``, the traces' operation lines packed into rows (an arithmetic warm-up);
 3. model: a fresh preset (`trainers.models.init_model`, written to ``OUT/init``) or ``--model``;
 4. TRL's `SFTTrainer` and `SFTConfig` as they are (`SFTRunConfig.to_trl`): AdamW on fp32
    weights, cosine schedule with warm-up to a floor, length-grouped batches, no packing,
@@ -45,6 +46,7 @@ from trainers.sft_config import SFTRunConfig
 from trainers.sft_data import (
     build_rows,
     load_trace_records,
+    operation_rows,
     padding_waste,
     record_problem,
     sub_call_budget,
@@ -231,9 +233,18 @@ def train_sft(config: SFTRunConfig) -> dict:
     save_problems(test, out / "test_problems.json")
     model, hf_tokenizer = make_model(config)
     max_length = config.max_length or int(model.config.max_position_embeddings)
-    rows, stats = build_rows(
-        records, tok, condition=config.condition, solved_only=config.solved_only, max_length=max_length
-    )
+    if config.operations_only:
+        rows, stats = operation_rows(
+            records,
+            tok,
+            row_tokens=min(config.operation_row_tokens, max_length),
+            solved_only=config.solved_only,
+            seed=config.seed,
+        )
+    else:
+        rows, stats = build_rows(
+            records, tok, condition=config.condition, solved_only=config.solved_only, max_length=max_length
+        )
     if not rows:
         raise ConfigError(
             f"no training rows: {stats['traces']} traces, {stats['traces_used']} used "

@@ -54,6 +54,11 @@ class SFTRunConfig:
     """Add condition prefixes: 'Sub Call Budget: n ' (APR) or 'Token Budget: b ' (SoS+)."""
     max_length: int | None = None
     """Longest row in tokens (longer rows are dropped); default: the model's context length."""
+    operations_only: bool = False
+    """Train on the traces' `Exploring Operation: a op b=c` lines only, packed into rows: an
+    arithmetic warm-up to start trace SFT from (--model)."""
+    operation_row_tokens: int = 512
+    """Tokens per packed row with --operations-only."""
     batch_size: int = 16
     """Rows per optimizer step (per micro-batch; see grad_accum). Paper: 256 x 4096 tokens."""
     grad_accum: int = 1
@@ -105,6 +110,10 @@ class SFTRunConfig:
         for name in ("n_train", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.operation_row_tokens < 2:
+            raise ConfigError(
+                f"operation_row_tokens={self.operation_row_tokens} must be >= 2 (bos + a token)"
+            )
         if self.n_test < 0 or self.warmup_steps < 0:
             raise ConfigError(f"n_test={self.n_test} and warmup_steps={self.warmup_steps} must be >= 0")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
