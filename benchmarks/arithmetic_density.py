@@ -1,9 +1,9 @@
 """Can the `mini` preset learn the traces' arithmetic at all, when the data is only arithmetic?
 
-    python -m benchmarks.arithmetic_density --traces runs/paper_cpu/data/apr/segments.jsonl \
-        --problems runs/paper_cpu/data/test_problems.json --minutes 15
+    python -m benchmarks.arithmetic_density --traces runs/paper_cpu_v1/data/apr/segments.jsonl \
+        --problems runs/paper_cpu_v1/data/test_problems.json --minutes 15
 
-A sizing experiment for the paper run (`benchmarks/results/paper_cpu/README.md`). Its SFT models
+A sizing experiment for the paper run (`benchmarks/results/paper_cpu_v1/README.md`). Its SFT models
 predicted 15% of operation results right after 8M trace tokens (`benchmarks.arithmetic_probe`),
 rising ~1.5 points per further million. Operation results are about a tenth of a trace's loss
 tokens (1.1M operation lines in the 25.7M-token APR training set), the rest being copying. This script trains a fresh model of the same

@@ -1,9 +1,9 @@
 """Does a model do the arithmetic of its traces? Teacher-forced accuracy on operation results.
 
-    python -m benchmarks.arithmetic_probe --problems runs/paper_cpu/data/test_problems.json \
-        --models runs/paper_cpu/sft_apr runs/sizing/keep/apr_small/checkpoint-500 --n 40
+    python -m benchmarks.arithmetic_probe --problems runs/paper_cpu_v1/data/test_problems.json \
+        --models runs/paper_cpu_v1/sft_apr runs/sizing/keep/apr_small/checkpoint-500 --n 40
 
-Why: the paper experiment's first CPU run (`benchmarks/results/paper_cpu/`) trained SFT models
+Why: the paper experiment's first CPU run (`benchmarks/results/paper_cpu_v1/`) trained SFT models
 that learned the trace format but solved nothing; their episodes were full of lines such as
 ``Exploring Operation: 16-5=13``. Sampling whole episodes is slow (minutes per model) and its
 accuracy stays at 0 until the arithmetic is nearly right, so it cannot tell a model that is

@@ -5,7 +5,8 @@ the path for a hub id), a folder holding something else answers "expected value 
 column 1", and a truncated ``.safetensors`` file "invalid header length": none says which file
 or what was expected. `check_model_folder` looks at the folder first (cheap: it reads JSON and
 the safetensors headers, never the tensors) and raises `ModelFolderError` naming the path and
-what a model folder must hold. Used by ``apr-env serve`` and ``apr-env eval --backend transformers``.
+what a model folder must hold. Used by ``apr-env serve``, ``apr-env eval --backend transformers``
+and (with a check for the tokenizer on top) `trainers.models.load_model`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import os
 import struct
 from pathlib import Path
 
+from apr_env.errors import AprEnvError
+
 EXPECTED = (
     "a local transformers model folder: config.json plus weights (*.safetensors or pytorch_model*.bin), "
     "as written by save_pretrained"
 )
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(AprEnvError, ValueError):
     """A model path that cannot be loaded; the message names the path and what was expected."""
 
 

@@ -8,6 +8,7 @@ and that a run folder is never silently reused without ``--resume`` or with anot
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -86,6 +87,30 @@ def test_every_stage_writes_its_outputs_and_a_done_summary(run_dir):
     assert sos["config"]["preset"] == apr["config"]["preset"] == "tiny"
     assert sos["command"].startswith("apr-env train sft") and "--protocol serial" in sos["command"]
     assert (run_dir / "grpo_apr" / "metrics.csv").read_text().count("\n") == 2  # header + 1 step
+    warm = json.loads((run_dir / "warmup" / "done.json").read_text())["summary"]
+    assert "--operations-only" in warm["command"] and warm["data"]["operation_lines"] > 0
+    assert sos["config"]["model"] == apr["config"]["model"] == str(run_dir / "warmup")  # one start
+    for summary, fmt in ((warm, "operation lines"), (sos, "serial traces"), (apr, "apr traces")):
+        assert summary["probe"]["format"] == fmt and summary["probe"]["lines"] > 0
+        assert 0 <= summary["probe"]["exact_result_accuracy"] <= 1
+
+
+def test_the_probe_gate_stops_the_run_before_evaluating_a_model_that_cannot_do_the_arithmetic(
+    run_dir, tmp_path
+):
+    run = tmp_path / "gated"
+    shutil.copytree(run_dir, run)
+    for stage in ("grpo_apr", "eval_apr", "eval_sos", "eval_grpo", "report"):
+        shutil.rmtree(run / stage)
+    gated = replace(SMOKE, probe_gate=0.99)  # tiny after 3,000 tokens: far below
+    (run / "config.json").write_text(json.dumps(gated.to_dict()))
+    with pytest.raises(
+        RuntimeError,
+        match=r"the sft_\w+ model has \d+\.\d% of held-out operation results right, under probe_gate=99%",
+    ):
+        run_paper(gated, run, resume=True, log=_quiet)
+    assert not any((run / s / "done.json").exists() for s in ("grpo_apr", "eval_apr", "eval_sos"))
+    assert (run / "sft_apr" / "done.json").is_file()  # what was finished is kept
 
 
 def test_table_and_figures(run_dir):

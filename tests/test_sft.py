@@ -35,7 +35,7 @@ from runtime.backends.transformers_backend import TransformersBackend
 from runtime.report import wilson_interval
 from runtime.runner import RunConfig, run_episodes
 from runtime.server import serve
-from trainers.data import build_traces
+from trainers.data import build_traces, segments
 from trainers.sft import BudgetCallback, train_sft
 from trainers.sft_config import SFTRunConfig
 from trainers.sft_data import (
@@ -43,6 +43,8 @@ from trainers.sft_data import (
     TraceDataError,
     build_rows,
     load_trace_records,
+    operation_lines,
+    operation_rows,
     padding_waste,
     record_rows,
     sub_call_budget,
@@ -180,6 +182,24 @@ def test_build_rows_keeps_solved_only_by_default_and_drops_rows_over_max_length(
     assert stats["traces_used"] == len(records)
     assert len(rows) + stats["rows_dropped_too_long"] == len(records)
     assert all(r["length"] <= 300 for r in rows) and stats["rows_dropped_too_long"] > 0
+
+
+def test_operation_rows_pack_every_operation_line_of_the_used_traces_with_loss_on_all_but_bos():
+    records = build_traces(generate_problems(12, seed=4, min_numbers=4, max_numbers=4), "apr", seed=0)
+    rows, stats = operation_rows(records, TOK, row_tokens=64, solved_only=False, seed=1)
+    lines = [line for r in rows for line in TOK.decode(r["input_ids"][1:]).splitlines()]
+    expected = operation_lines(seg["completion"] for i, r in enumerate(records) for seg in segments(r, i))
+    assert sorted(lines) == sorted(expected) and stats["operation_lines"] == len(expected) > 50
+    assert lines != expected  # shuffled
+    assert all(r["input_ids"][0] == TOK.bos_id and r["length"] <= 64 for r in rows)
+    assert all(r["labels"] == [IGNORE, *r["input_ids"][1:]] for r in rows)
+    assert stats["loss_tokens"] == stats["tokens"] - len(rows)
+    again, _ = operation_rows(records, TOK, row_tokens=64, solved_only=False, seed=1)
+    assert again == rows  # same seed, same rows
+    _, solved_stats = operation_rows(records, TOK, row_tokens=64, seed=1)
+    assert 0 < solved_stats["operation_lines"] < stats["operation_lines"]  # failed searches dropped
+    with pytest.raises(TraceDataError, match="row_tokens=1"):
+        operation_rows(records, TOK, row_tokens=1)
 
 
 def test_length_grouped_batches_waste_less_padding_than_random_ones():

@@ -36,12 +36,12 @@ What this module leaves to others: training (`trainers.sft`), serving (`runtime`
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from apr_env.errors import AprEnvError
 from apr_env.tokenizer import BOS_ID, EOS_ID, PAD_ID, default_tokenizer
+from runtime.model_files import ModelFolderError
+from runtime.model_files import check_model_folder as check_weights_folder
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(
@@ -81,12 +81,6 @@ PRESETS: dict[str, dict] = {
 
 MIN_HEAD_DIM = 32
 """vLLM's CPU attention needs head_dim >= 32; every preset keeps to it."""
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-
-
-class ModelFolderError(AprEnvError, FileNotFoundError):
-    """A model folder is missing, incomplete or unreadable; the message names the path and what is expected."""
 
 
 def model_config(preset: str, **overrides):
@@ -154,36 +148,16 @@ def init_model(preset: str, out: str | os.PathLike, seed: int = 0, **overrides) 
 def check_model_folder(path: str | os.PathLike) -> Path:
     """`path` as a Path if it looks like a loadable model folder, else a `ModelFolderError` saying what is missing.
 
-    Checks: the folder exists; ``config.json`` is JSON naming a ``model_type``; a weights file
-    (one of `WEIGHT_FILES`) and ``tokenizer.json`` are present. Loading itself can still fail
-    on corrupt weights; `load_model` reports that with the path too.
+    The runtime's check (`runtime.model_files.check_model_folder`: the folder, ``config.json``
+    naming a ``model_type``, weights with whole safetensors headers) plus ``tokenizer.json``,
+    which training needs and serving does not. Loading itself can still fail on corrupt
+    weights; `load_model` reports that with the path too.
     """
-    folder = Path(path)
-    expected = (
-        "a Hugging Face model folder with config.json, model.safetensors and tokenizer.json "
-        "(make one with `apr-env model init --preset tiny --out DIR` or `apr-env train sft`)"
-    )
-    if not folder.is_dir():
-        what = "is a file" if folder.exists() else "does not exist"
-        raise ModelFolderError(f"model folder {str(folder)!r} {what}; expected {expected}")
-    missing = []
-    config = folder / "config.json"
-    if not config.is_file():
-        missing.append("config.json")
-    else:
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ModelFolderError(f"{str(config)!r} is not valid JSON ({err}); expected {expected}") from err
-        if not isinstance(data, dict) or "model_type" not in data:
-            raise ModelFolderError(f"{str(config)!r} names no model_type; expected {expected}")
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        missing.append("model.safetensors")
+    folder = check_weights_folder(path)
     if not (folder / "tokenizer.json").is_file():
-        missing.append("tokenizer.json")
-    if missing:
         raise ModelFolderError(
-            f"model folder {str(folder)!r} has no {', '.join(missing)}; expected {expected}"
+            f"model folder {str(folder)!r} has no tokenizer.json; expected the Countdown tokenizer's files "
+            "beside the weights (`apr-env model init --preset tiny --out DIR` and `apr-env train sft` write them)"
         )
     return folder
 

@@ -163,7 +163,7 @@ def operation_rows(
     the state), and a small model trained on whole traces learns the format long before the
     arithmetic: the paper run's `mini` model got 15% of results right after 8M trace tokens,
     while the same model trained on these rows alone got 88% after 5.8M
-    (`benchmarks/results/paper_cpu/README.md`). Trace SFT started from such a model only has
+    (`benchmarks/results/paper_cpu_v1/README.md`). Trace SFT started from such a model only has
     the search to learn. Returns ``(rows, stats)`` shaped like `build_rows`'.
     """
     if row_tokens < 2:
