@@ -138,7 +138,7 @@ def stage_warmup(cfg: PaperConfig, run: Path, out: Path) -> dict:
     from trainers.sft_config import SFTRunConfig
     from trainers.sft_data import load_trace_records, operation_rows
 
-    _, rows = operation_rows(
+    _, ops = operation_rows(
         load_trace_records(run / "data" / "apr"),
         default_tokenizer(),
         row_tokens=cfg.warmup_row_tokens,
@@ -152,7 +152,7 @@ def stage_warmup(cfg: PaperConfig, run: Path, out: Path) -> dict:
         batch_size=cfg.warmup_batch_size,
         lr=cfg.sft_lr,
         warmup_steps=cfg.sft_warmup_steps,
-        epochs=_epochs_for(cfg.warmup_tokens, rows["tokens"]),  # the schedule ends at the budget
+        epochs=_epochs_for(cfg.warmup_tokens, ops["tokens"]),  # the schedule ends at the budget
         tokens=cfg.warmup_tokens,
         num_threads=cfg.warmup_num_threads,
     )
@@ -222,8 +222,9 @@ def _check_gate(cfg: PaperConfig, run: Path, sft_stage: str, stage: str) -> None
         shown = "no probe" if found is None else f"{found:.1%} of held-out operation results right"
         raise RuntimeError(
             f"{stage}: the {sft_stage} model has {shown}, under probe_gate={cfg.probe_gate:.0%}; such a "
-            "model solves ~nothing and gives GRPO no signal (benchmarks/results/paper_cpu_v1). Train "
-            "longer (warmup_tokens, sft_tokens) in a new run folder, or set probe_gate to None"
+            "model solves ~nothing and gives GRPO no signal (benchmarks/results/paper_cpu_v1). Give it "
+            "more arithmetic (warmup_tokens, sft_operations_mix, sft_tokens) in a new run folder, or "
+            "set probe_gate to None"
         )
 
 
@@ -234,12 +235,15 @@ def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
     data = _done(run, "data")["summary"]["protocols"][protocol]
     epochs = 1.0
     if cfg.sft_max_steps is None:  # the schedule ends at the token budget
-        epochs = _epochs_for(cfg.sft_tokens, data["tokens_per_epoch"])
+        # an epoch holds the trace rows and the operation rows mixed among them
+        epochs = _epochs_for(cfg.sft_tokens, data["tokens_per_epoch"] / (1 - cfg.sft_operations_mix))
     warm = run / "warmup"
     config = SFTRunConfig(
         **_sft_common(cfg, run, out, protocol),
         model=str(warm) if (warm / "model.safetensors").is_file() else None,
         condition=cfg.condition,
+        operations_mix=cfg.sft_operations_mix,
+        operation_row_tokens=cfg.warmup_row_tokens,
         max_length=cfg.max_length,
         batch_size=cfg.sft_batch_size,
         lr=cfg.sft_lr,

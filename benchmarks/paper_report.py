@@ -99,9 +99,10 @@ def write_report(cfg: PaperConfig, run: Path, out: Path) -> dict:
                 rows.append({**_best_of_n(samples, n), "stage": stage})
     curve = _grpo_curve(run / "grpo_apr" / "metrics.csv")
     found = claims(cfg, rows)
-    table = {"config": cfg.to_dict(), "rows": rows, "claims": found, "grpo_curve": curve}
+    probes = _probes(run)
+    table = {"config": cfg.to_dict(), "rows": rows, "claims": found, "grpo_curve": curve, "probes": probes}
     (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
-    (out / "table.md").write_text(_markdown(cfg, rows) + _claims_markdown(found))
+    (out / "table.md").write_text(_markdown(cfg, rows) + _claims_markdown(found) + _probes_markdown(probes))
     figures = _plots(cfg, rows, curve, out)
     return {
         "table": str(out / "table.json"),
@@ -195,6 +196,31 @@ def _claims_markdown(found: list[dict]) -> str:
     lines = ["", "| claim | verdict | values |", "|---|---|---|"]
     for c in found:
         lines.append(f"| {c['claim']} | **{c['verdict']}** | `{json.dumps(_rounded(c['values']))}` |")
+    return "\n".join(lines) + "\n"
+
+
+def _probes(run: Path) -> dict:
+    """The arithmetic probe each training stage recorded (exact operation results, teacher-forced)."""
+    found = {}
+    for stage in ("warmup", "sft_sos", "sft_apr"):
+        done = run / stage / "done.json"
+        probe = json.loads(done.read_text())["summary"].get("probe") if done.is_file() else None
+        if probe:
+            found[stage] = {
+                k: probe[k] for k in ("format", "lines", "exact_result_accuracy", "tokens_trained")
+            }
+    return found
+
+
+def _probes_markdown(probes: dict) -> str:
+    if not probes:
+        return ""
+    lines = ["", "Arithmetic probe (held-out solver traces, teacher-forced: operation results predicted exactly):",
+             "", "| model | probed on | lines | exact results | tokens trained |", "|---|---|---|---|---|"]  # fmt: skip
+    for stage, p in probes.items():
+        lines.append(
+            f"| {stage} | {p['format']} | {p['lines']} | {p['exact_result_accuracy']:.3f} | {p['tokens_trained']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ SMOKE = replace(
     probe_n=2,
     probe_gate=None,
     sft_tokens=3000,
+    sft_operations_mix=0.3,
     sft_batch_size=4,
     sft_warmup_steps=1,
     eval_n=3,
@@ -90,6 +91,11 @@ def test_every_stage_writes_its_outputs_and_a_done_summary(run_dir):
     warm = json.loads((run_dir / "warmup" / "done.json").read_text())["summary"]
     assert "--operations-only" in warm["command"] and warm["data"]["operation_lines"] > 0
     assert sos["config"]["model"] == apr["config"]["model"] == str(run_dir / "warmup")  # one start
+    for summary in (sos, apr):
+        assert (
+            summary["data"]["operations_mix"]["share"] == 0.3
+            and summary["data"]["operations_mix"]["rows"] > 0
+        )
     for summary, fmt in ((warm, "operation lines"), (sos, "serial traces"), (apr, "apr traces")):
         assert summary["probe"]["format"] == fmt and summary["probe"]["lines"] > 0
         assert 0 <= summary["probe"]["exact_result_accuracy"] <= 1
@@ -130,7 +136,8 @@ def test_table_and_figures(run_dir):
     assert set(rows[("eval_apr", "apr_main")]["accuracy_at_window"]) == {"96", "192"}
     assert [c["step"] for c in table["grpo_curve"]] == [1.0]
     md = (run_dir / "report" / "table.md").read_text()
-    assert md.count("\n| ") == len(table["rows"]) + 1 + len(table["claims"]) + 1
+    assert set(table["probes"]) == {"warmup", "sft_sos", "sft_apr"}
+    assert md.count("\n| ") == len(table["rows"]) + 1 + len(table["claims"]) + 1 + len(table["probes"]) + 1
     assert "APR (SFT + GRPO)" in md and "GRPO improves APR" in md
     assert {c["verdict"].split(",")[0] for c in table["claims"]} <= {
         "holds",

@@ -43,6 +43,7 @@ from trainers.sft_data import (
     TraceDataError,
     build_rows,
     load_trace_records,
+    mix_rows,
     operation_lines,
     operation_rows,
     padding_waste,
@@ -200,6 +201,20 @@ def test_operation_rows_pack_every_operation_line_of_the_used_traces_with_loss_o
     assert 0 < solved_stats["operation_lines"] < stats["operation_lines"]  # failed searches dropped
     with pytest.raises(TraceDataError, match="row_tokens=1"):
         operation_rows(records, TOK, row_tokens=1)
+
+
+def test_mixed_operation_rows_hold_the_asked_share_of_tokens_cycling_when_too_few():
+    records = build_traces(generate_problems(12, seed=4, min_numbers=4, max_numbers=4), "apr", seed=0)
+    rows, _ = build_rows(records, TOK, solved_only=False)
+    ops, _ = operation_rows(records, TOK, row_tokens=64, solved_only=False)
+    for share in (0.1, 0.5, 0.9):
+        mixed, info = mix_rows(rows, ops, share)
+        assert mixed[: len(rows)] == rows and info["rows"] == len(mixed) - len(rows)
+        assert share <= info["actual_share"] < share + 0.02  # at most one row over
+    assert mix_rows(rows, ops, 0.9)[1]["rows"] > len(ops)  # cycled
+    assert mix_rows(rows, ops, 0.0) == (rows, {"share": 0.0, "rows": 0, "tokens": 0, "actual_share": 0.0})
+    with pytest.raises(ValueError, match=r"share=1.0; accepted: \[0, 1\)"):
+        mix_rows(rows, ops, 1.0)
 
 
 def test_length_grouped_batches_waste_less_padding_than_random_ones():

@@ -11,6 +11,7 @@
 2. rows: solver traces (`trainers.data.build_traces`, or `--data`) as pre-tokenised rows with
    ``labels`` = -100 on everything the runtime writes (`trainers.sft_data`); with
    ``--operations-only``, the traces' operation lines packed into rows (an arithmetic warm-up);
+   with ``--operations-mix``, such rows mixed among the trace rows;
 3. model: a fresh preset (`trainers.models.init_model`, written to ``OUT/init``) or ``--model``;
 4. TRL's `SFTTrainer` and `SFTConfig` as they are (`SFTRunConfig.to_trl`): AdamW on fp32
    weights, cosine schedule with warm-up to a floor, length-grouped batches, no packing,
@@ -46,6 +47,7 @@ from trainers.sft_config import SFTRunConfig
 from trainers.sft_data import (
     build_rows,
     load_trace_records,
+    mix_rows,
     operation_rows,
     padding_waste,
     record_problem,
@@ -245,6 +247,15 @@ def train_sft(config: SFTRunConfig) -> dict:
         rows, stats = build_rows(
             records, tok, condition=config.condition, solved_only=config.solved_only, max_length=max_length
         )
+        if config.operations_mix and rows:
+            ops, _ = operation_rows(
+                records,
+                tok,
+                row_tokens=min(config.operation_row_tokens, max_length),
+                solved_only=config.solved_only,
+                seed=config.seed,
+            )
+            rows, stats["operations_mix"] = mix_rows(rows, ops, config.operations_mix)
     if not rows:
         raise ConfigError(
             f"no training rows: {stats['traces']} traces, {stats['traces_used']} used "

@@ -58,7 +58,10 @@ class SFTRunConfig:
     """Train on the traces' `Exploring Operation: a op b=c` lines only, packed into rows: an
     arithmetic warm-up to start trace SFT from (--model)."""
     operation_row_tokens: int = 512
-    """Tokens per packed row with --operations-only."""
+    """Tokens per packed row with --operations-only or --operations-mix."""
+    operations_mix: float = 0.0
+    """Share of the training tokens that are packed operation-line rows mixed among the trace rows
+    (0 <= share < 1): keeps the arithmetic a warm-up taught (--model) while the format is learnt."""
     batch_size: int = 16
     """Rows per optimizer step (per micro-batch; see grad_accum). Paper: 256 x 4096 tokens."""
     grad_accum: int = 1
@@ -110,6 +113,10 @@ class SFTRunConfig:
         for name in ("n_train", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if not 0 <= self.operations_mix < 1:
+            raise ConfigError(f"operations_mix={self.operations_mix}; accepted: a share in [0, 1)")
+        if self.operations_mix and self.operations_only:
+            raise ConfigError("operations_mix mixes operation rows into trace rows: not with operations_only")
         if self.operation_row_tokens < 2:
             raise ConfigError(
                 f"operation_row_tokens={self.operation_row_tokens} must be >= 2 (bos + a token)"

@@ -204,6 +204,30 @@ def operation_rows(
     return rows, stats
 
 
+def mix_rows(rows: list[dict], extra: list[dict], share: float) -> tuple[list[dict], dict]:
+    """`rows` plus rows of `extra` (cycled when too few) until they hold `share` of all tokens.
+
+    Used to mix operation rows (`operation_rows`) among trace rows, so that trace SFT from an
+    arithmetic warm-up does not forget the arithmetic: in the paper experiment's second CPU
+    configuration, trace SFT at the warm-up's learning rate took exact results on held-out traces
+    from 71% to 43% (`benchmarks/results/paper_cpu/README.md`). Returns the rows (trace rows
+    first; the trainer shuffles) and what was added.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"share={share}; accepted: [0, 1)")
+    if share and not extra:
+        raise TraceDataError("no rows to mix in: the traces hold no operation lines")
+    want = share / (1 - share) * sum(r["length"] for r in rows)
+    added, tokens = [], 0
+    while tokens < want:
+        row = extra[len(added) % len(extra)]
+        added.append(row)
+        tokens += row["length"]
+    mixed = rows + added
+    return mixed, {"share": share, "rows": len(added), "tokens": tokens,
+                   "actual_share": tokens / max(sum(r["length"] for r in mixed), 1)}  # fmt: skip
+
+
 def load_trace_records(path: str | os.PathLike) -> list[dict]:
     """Trace records from an `apr-env data traces` output folder (its ``traces.json``) or that file.
 
