@@ -144,10 +144,12 @@ def stage_warmup(cfg: PaperConfig, run: Path, out: Path) -> dict:
         row_tokens=cfg.warmup_row_tokens,
         solved_only=cfg.solved_only,
         seed=cfg.seed,
+        loss=cfg.operation_loss,
     )
     config = SFTRunConfig(
         **_sft_common(cfg, run, out, "apr"),
         operations_only=True,
+        operation_loss=cfg.operation_loss,
         operation_row_tokens=cfg.warmup_row_tokens,
         batch_size=cfg.warmup_batch_size,
         lr=cfg.sft_lr,
@@ -243,6 +245,7 @@ def _sft(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
         model=str(warm) if (warm / "model.safetensors").is_file() else None,
         condition=cfg.condition,
         operations_mix=cfg.sft_operations_mix,
+        operation_loss=cfg.operation_loss,
         operation_row_tokens=cfg.warmup_row_tokens,
         max_length=cfg.max_length,
         batch_size=cfg.sft_batch_size,

@@ -103,6 +103,9 @@ class PaperConfig:
     warmup_tokens: int | None = None
     """Tokens of an arithmetic warm-up both SFT models start from (`train sft --operations-only` on
     the APR traces' operation lines); None: none (the paper has none)."""
+    operation_loss: str = "all"
+    """Loss on the warm-up's and the mix's operation rows: all tokens, or results only (no loss on
+    the randomly drawn operands)."""
     warmup_row_tokens: int = 512
     """Tokens per packed warm-up row."""
     warmup_batch_size: int = 16
@@ -185,6 +188,8 @@ class PaperConfig:
             )
         if self.probe_gate is not None and not 0 <= self.probe_gate <= 1:
             raise ConfigError(f"probe_gate={self.probe_gate}; accepted: a fraction in [0, 1] or None")
+        if self.operation_loss not in ("all", "results"):
+            raise ConfigError(f"operation_loss={self.operation_loss!r}; accepted: all, results")
         if not 0 <= self.sft_operations_mix < 1:
             raise ConfigError(f"sft_operations_mix={self.sft_operations_mix}; accepted: a share in [0, 1)")
         if self.warmup_tokens is not None and self.warmup_tokens < 0:
@@ -203,7 +208,12 @@ class PaperConfig:
 
 SCALES: dict[str, PaperConfig] = {
     "cpu": PaperConfig(
-        scale="cpu", warmup_tokens=8_000_000, sft_tokens=8_000_000, sft_operations_mix=0.35, probe_gate=0.9
+        scale="cpu",
+        warmup_tokens=8_000_000,
+        operation_loss="results",
+        sft_tokens=8_000_000,
+        sft_operations_mix=0.35,
+        probe_gate=0.9,
     ),
     "cpu-v1": PaperConfig(
         scale="cpu-v1",

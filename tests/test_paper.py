@@ -28,6 +28,7 @@ SMOKE = replace(
     n_test=4,
     beams=((2, 3), (3, 4)),
     warmup_tokens=1500,
+    operation_loss="results",
     warmup_row_tokens=64,
     warmup_batch_size=4,
     probe_n=2,
@@ -90,6 +91,7 @@ def test_every_stage_writes_its_outputs_and_a_done_summary(run_dir):
     assert (run_dir / "grpo_apr" / "metrics.csv").read_text().count("\n") == 2  # header + 1 step
     warm = json.loads((run_dir / "warmup" / "done.json").read_text())["summary"]
     assert "--operations-only" in warm["command"] and warm["data"]["operation_lines"] > 0
+    assert warm["data"]["operation_loss"] == "results" and "--operation-loss results" in warm["command"]
     assert sos["config"]["model"] == apr["config"]["model"] == str(run_dir / "warmup")  # one start
     for summary in (sos, apr):
         assert (

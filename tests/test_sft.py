@@ -201,6 +201,20 @@ def test_operation_rows_pack_every_operation_line_of_the_used_traces_with_loss_o
     assert 0 < solved_stats["operation_lines"] < stats["operation_lines"]  # failed searches dropped
     with pytest.raises(TraceDataError, match="row_tokens=1"):
         operation_rows(records, TOK, row_tokens=1)
+    results, results_stats = operation_rows(
+        records, TOK, row_tokens=64, solved_only=False, seed=1, loss="results"
+    )
+    assert [r["input_ids"] for r in results] == [r["input_ids"] for r in rows]  # the same rows
+    for r in results:  # loss exactly on each line's result digits and newline
+        text = "".join(
+            TOK.decode([i]) if lab != IGNORE else "_" for i, lab in zip(r["input_ids"], r["labels"])
+        )
+        kept = [part.split("_")[-1] for part in text.split("\n")[:-1]]
+        whole = TOK.decode(r["input_ids"][1:]).splitlines()
+        assert kept == [line.split("=")[1] for line in whole]
+    assert results_stats["loss_tokens"] < stats["loss_tokens"] / 2
+    with pytest.raises(TraceDataError, match="loss='ops'; accepted: all, results"):
+        operation_rows(records, TOK, loss="ops")
 
 
 def test_mixed_operation_rows_hold_the_asked_share_of_tokens_cycling_when_too_few():

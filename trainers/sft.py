@@ -242,6 +242,7 @@ def train_sft(config: SFTRunConfig) -> dict:
             row_tokens=min(config.operation_row_tokens, max_length),
             solved_only=config.solved_only,
             seed=config.seed,
+            loss=config.operation_loss,
         )
     else:
         rows, stats = build_rows(
@@ -254,6 +255,7 @@ def train_sft(config: SFTRunConfig) -> dict:
                 row_tokens=min(config.operation_row_tokens, max_length),
                 solved_only=config.solved_only,
                 seed=config.seed,
+                loss=config.operation_loss,
             )
             rows, stats["operations_mix"] = mix_rows(rows, ops, config.operations_mix)
     if not rows:

@@ -59,6 +59,9 @@ class SFTRunConfig:
     arithmetic warm-up to start trace SFT from (--model)."""
     operation_row_tokens: int = 512
     """Tokens per packed row with --operations-only or --operations-mix."""
+    operation_loss: str = "all"
+    """Loss on operation rows: all (every token but bos) or results (each result and its newline:
+    no loss on the randomly drawn operands)."""
     operations_mix: float = 0.0
     """Share of the training tokens that are packed operation-line rows mixed among the trace rows
     (0 <= share < 1): keeps the arithmetic a warm-up taught (--model) while the format is learnt."""
@@ -113,6 +116,8 @@ class SFTRunConfig:
         for name in ("n_train", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.operation_loss not in ("all", "results"):
+            raise ConfigError(f"operation_loss={self.operation_loss!r}; accepted: all, results")
         if not 0 <= self.operations_mix < 1:
             raise ConfigError(f"operations_mix={self.operations_mix}; accepted: a share in [0, 1)")
         if self.operations_mix and self.operations_only:

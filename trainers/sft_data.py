@@ -138,6 +138,9 @@ def build_rows(
     return rows, stats
 
 
+OPERATION_LOSSES = ("all", "results")
+"""Which tokens of an operation row carry loss: all but bos, or each result and its newline."""
+
 OPERATION_LINE = re.compile(r"Exploring Operation: \d+[-+*/]\d+=\d+")
 """One ``Exploring Operation: a op b=c`` line of a trace (the arithmetic a Countdown model must do)."""
 
@@ -154,10 +157,11 @@ def operation_rows(
     row_tokens: int = 512,
     solved_only: bool = True,
     seed: int = 0,
+    loss: str = "all",
 ) -> tuple[list[dict], dict]:
     """Arithmetic warm-up rows: the operation lines of the records' generated text, shuffled and
-    packed (newline-separated, bos first) into rows of at most `row_tokens` tokens, loss on every
-    token but bos.
+    packed (newline-separated, bos first) into rows of at most `row_tokens` tokens; loss on every
+    token but bos (`loss` "all"), or only on each result and its newline ("results").
 
     Why: in a trace, operation results are about a tenth of the loss tokens (the rest is copying
     the state), and a small model trained on whole traces learns the format long before the
@@ -165,6 +169,11 @@ def operation_rows(
     while the same model trained on these rows alone got 88% after 5.8M
     (`benchmarks/results/paper_cpu_v1/README.md`). Trace SFT started from such a model only has
     the search to learn. Returns ``(rows, stats)`` shaped like `build_rows`'.
+
+    Why "results": the operands of these lines are a random draw, so a loss on them teaches an
+    unconditional operand prior that competes, in a trace, with copying operands from the state:
+    the second configuration's APR model (warm-up and mix with loss on all tokens) got 91.5% of
+    results right but wrote operands its state does not hold (``12-2=10`` from [11, 2, 2, 14]).
     """
     if row_tokens < 2:
         raise TraceDataError(f"row_tokens={row_tokens}: a row needs bos and at least one token")
@@ -176,18 +185,23 @@ def operation_rows(
     ]
     lines = operation_lines(texts)
     random.Random(seed).shuffle(lines)
-    rows, ids = [], [tokenizer.bos_id]
-    for more in tokenizer.encode_batch([line + "\n" for line in lines]):
-        if len(ids) + len(more) > row_tokens and len(ids) > 1:
-            rows.append(ids)
-            ids = [tokenizer.bos_id]
-        ids += more
+    if loss not in OPERATION_LOSSES:
+        raise TraceDataError(f"loss={loss!r}; accepted: {', '.join(OPERATION_LOSSES)}")
+    heads = tokenizer.encode_batch([line[: line.index("=") + 1] for line in lines])
+    tails = tokenizer.encode_batch([line[line.index("=") + 1 :] + "\n" for line in lines])
+    packed, ids, labels = [], [tokenizer.bos_id], [IGNORE]
+    for head, tail in zip(heads, tails, strict=True):
+        if len(ids) + len(head) + len(tail) > row_tokens and len(ids) > 1:
+            packed.append((ids, labels))
+            ids, labels = [tokenizer.bos_id], [IGNORE]
+        ids += head + tail
+        labels += (head if loss == "all" else [IGNORE] * len(head)) + tail
     if len(ids) > 1:
-        rows.append(ids)
+        packed.append((ids, labels))
     rows = [
-        {"input_ids": r, "labels": [IGNORE, *r[1:]], "length": len(r), "loss_tokens": len(r) - 1,
+        {"input_ids": r, "labels": lab, "length": len(r), "loss_tokens": sum(x != IGNORE for x in lab),
          "kind": "operations", "index": k}
-        for k, r in enumerate(rows)
+        for k, (r, lab) in enumerate(packed)
     ]  # fmt: skip
     stats = {
         "traces": len(records),
@@ -195,6 +209,7 @@ def operation_rows(
         "solved_only": solved_only,
         "condition": False,
         "operations_only": True,
+        "operation_loss": loss,
         "operation_lines": len(lines),
         "rows": len(rows),
         "rows_dropped_too_long": 0,
