@@ -123,6 +123,53 @@ def held_out_rows(
     return rows, tokenizer
 
 
+STATE = re.compile(r"Current State: \d+:\[([\d, ]*)\]")
+
+
+def generated_line_checks(records: list[dict]) -> dict:
+    """What the model itself wrote in evaluation episodes (`apr-env eval --records`), line by line.
+
+    For every ``Exploring Operation: a op b=c`` line a model generated: are `a` and `b` in the
+    thread's current state (the last ``Current State`` line, in the prompt or generated), and is
+    `c` the true result? The probe above measures results with the solver's operands given; this
+    measures both skills in the model's own search, where the first CPU run's APR model chose
+    operands from its state in 88% of lines but got 8% of results right, and the second's
+    (operation rows with loss on the operands too) 75% and 84%
+    (`benchmarks/results/paper_cpu/README.md`).
+    """
+    from collections import Counter
+
+    lines = in_state = right = 0
+    for record in records:
+        for thread in record["calls"]:
+            for call in thread:
+                nums: Counter | None = None
+                for generated, text in ((False, call["prompt"]), (True, call["completion"])):
+                    for line in text.split("\n"):
+                        state = STATE.search(line)
+                        if state:
+                            nums = Counter(int(x) for x in state.group(1).split(",") if x.strip())
+                            continue
+                        op = OPERATION.search(line)
+                        if not (generated and op and nums is not None):
+                            continue
+                        a, sign, b, c = int(op.group(1)), op.group(2), int(op.group(3)), int(op.group(4))
+                        lines += 1
+                        in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
+                        true = {
+                            "+": a + b,
+                            "-": a - b,
+                            "*": a * b,
+                            "/": a // b if b and a % b == 0 else None,
+                        }[sign]
+                        right += true == c
+    return {
+        "lines": lines,
+        "operands_in_state": in_state / lines if lines else 0.0,
+        "result_right": right / lines if lines else 0.0,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", required=True, help="model folders or checkpoints")

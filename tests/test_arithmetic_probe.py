@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from apr_env.tokenizer import default_tokenizer
-from benchmarks.arithmetic_probe import probe, result_spans
+from benchmarks.arithmetic_probe import generated_line_checks, probe, result_spans
 
 TEXT = (
     "Current State: 42:[16, 5, 9], Operations: []\n"
@@ -46,3 +46,19 @@ def test_probe_scores_an_oracle_1_and_a_shifted_model_0():
     shifted = probe(_Scripted(ids, 2), rows, tok)
     assert shifted["exact_result_accuracy"] == 0.0 and shifted["lines"] == 2
     assert set(shifted["by_operator"]) == {"-", "*"}
+
+
+def test_generated_line_checks_judge_only_what_the_model_wrote_against_its_current_state():
+    prompt = "Moving to Node #0\nCurrent State: 42:[16, 5, 9], Operations: []"
+    completion = (
+        "\nExploring Operation: 16-5=11, Resulting Numbers: [9, 11]\n"  # in state, right
+        "Exploring Operation: 16-7=9, Resulting Numbers: [5, 9, 9]\n"  # 7 not in state, right
+        "Exploring Operation: 9*5=44, Resulting Numbers: [16, 44]\n"  # in state, wrong
+        "Moving to Node #0,0\nCurrent State: 42:[9, 11], Operations: ['16-5=11']\n"
+        "Exploring Operation: 9+16=25, Resulting Numbers: [25]\n"  # 16 no longer in state, right
+        "Exploring Operation: 11/9=1, Resulting Numbers: [1]\n"  # in state, not exact: wrong
+    )
+    solver_written = {"prompt": prompt + "\nExploring Operation: 16+7=20\n", "completion": ""}
+    record = {"calls": [[{"prompt": prompt, "completion": completion}], [solver_written]]}
+    assert generated_line_checks([record]) == {"lines": 5, "operands_in_state": 0.6, "result_right": 0.6}
+    assert generated_line_checks([]) == {"lines": 0, "operands_in_state": 0.0, "result_right": 0.0}
