@@ -62,6 +62,14 @@ loss tokens; the same `mini` model trained on operation lines alone got 88% of t
 - a probe gate: an SFT model with under 90% exact operation results on the held-out traces is
   not evaluated or RL-trained (the run stops there with a message) instead of spending two hours
   to measure 0%. It stopped the first try.
+- loss on the results only in every operation row (``operation_loss="results"``). The second try
+  (mix with loss on all tokens) reached 91.5% (APR) and 88.6% (SoS+) exact results and still
+  solved 0/22: its APR model wrote operands its state does not hold in 25% of its lines (the first
+  run's: 11%), having learnt the rows' random operand draw. Results-only rows teach arithmetic
+  conditioned on the operands and nothing about which to choose.
+
+The warm-up figures above are from the loss-on-all-tokens warm-up of the two tries
+(`benchmarks/results/paper_cpu/README.md`).
 """
 
 from __future__ import annotations
