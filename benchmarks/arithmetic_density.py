@@ -21,33 +21,12 @@ import argparse
 import json
 import math
 import random
-import re
 import sys
 import time
 from pathlib import Path
 
-from apr_env.tokenizer import BOS_ID, PAD_ID
-
-LINE = re.compile(r"Exploring Operation: \d+[-+*/]\d+=\d+")
-
-
-def operation_lines(texts) -> list[str]:
-    """Every ``Exploring Operation: a op b=c`` in `texts`, in order (duplicates kept: the distribution)."""
-    return [m.group(0) for text in texts for m in LINE.finditer(text)]
-
-
-def pack(lines: list[str], tokenizer, row_tokens: int) -> list[list[int]]:
-    """Lines joined by newlines into rows of at most `row_tokens` tokens (bos first)."""
-    rows, row = [], [BOS_ID]
-    for line in lines:
-        ids = tokenizer.encode(line + "\n")
-        if len(row) + len(ids) > row_tokens:
-            rows.append(row)
-            row = [BOS_ID]
-        row += ids
-    if len(row) > 1:
-        rows.append(row)
-    return rows
+from apr_env.tokenizer import PAD_ID
+from trainers.sft_data import operation_lines, pack_operation_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.traces) as f:
         lines = operation_lines(json.loads(row)["completion"] for row in f)
     rng.shuffle(lines)
-    rows = pack(lines, tok, args.row_tokens)
+    rows = [r["input_ids"] for r in pack_operation_lines(lines, tok, row_tokens=args.row_tokens)]
     trace_rows, _ = held_out_rows(args.problems, args.n, "apr", 3, 4, 2048)
     held_lines = operation_lines(tok.decode(r["input_ids"]) for r in trace_rows)
-    dense_rows = [{"input_ids": ids} for ids in pack(held_lines, tok, args.row_tokens)]
+    dense_rows = pack_operation_lines(held_lines, tok, row_tokens=args.row_tokens)
     model = LlamaForCausalLM(model_config(args.preset))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     est_steps = max(int(args.minutes * 60 / 1.6), 50)  # cosine length from a ~1.6 s/step estimate

@@ -24,9 +24,11 @@ import bisect
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
-OPERATION = re.compile(r"Exploring Operation: (\d+)([-+*/])(\d+)=(\d+)")
+from apr_env.arithmetic import apply_op
+from trainers.sft_data import OPERATION_LINE as OPERATION
 
 
 def result_spans(ids: list[int], tokenizer) -> list[tuple[str, list[int]]]:
@@ -91,83 +93,76 @@ def _tokens_trained(folder: Path) -> int | None:
     return None
 
 
-def held_out_rows(
-    problems_file: str,
-    n: int,
-    protocol: str,
-    beam: int | None,
-    sub_beam: int | None,
-    max_length: int,
-    *,
-    return_records: bool = False,
-):
-    """Solver trace rows of the first `n` problems of a held-out file (the probe's fixed input),
-    and the tokenizer; with `return_records`, the trace records instead of the rows."""
+def held_out_records(problems_file: str, n: int, protocol: str, beam: int | None, sub_beam: int | None):
+    """Solver trace records of the first `n` problems of a held-out file (the probe's fixed input)."""
     from apr_env import load_problems
-    from apr_env.tokenizer import default_tokenizer
     from trainers.data import build_traces
-    from trainers.sft_data import build_rows
 
-    tokenizer = default_tokenizer()
-    problems = load_problems(problems_file)[:n]
-    records = build_traces(
-        problems,
+    return build_traces(
+        load_problems(problems_file)[:n],
         protocol,
         seed=0,
         beam_size=beam,
         sub_beam_size=sub_beam if protocol == "apr" else None,
     )
-    if return_records:
-        return records, tokenizer
+
+
+def held_out_rows(
+    problems_file: str, n: int, protocol: str, beam: int | None, sub_beam: int | None, max_length: int
+):
+    """The SFT rows of `held_out_records` (all of them, with condition prefixes), and the tokenizer."""
+    from apr_env.tokenizer import default_tokenizer
+    from trainers.sft_data import build_rows
+
+    tokenizer = default_tokenizer()
+    records = held_out_records(problems_file, n, protocol, beam, sub_beam)
     rows, _ = build_rows(records, tokenizer, condition=True, solved_only=False, max_length=max_length)
     return rows, tokenizer
 
 
 STATE = re.compile(r"Current State: \d+:\[([\d, ]*)\]")
+"""The numbers of a state line. Looser than `apr_env.grammar.RE_STATE`, which needs a well-formed
+``Operations: [...]`` too: a model's state with a garbled operation list still says which numbers
+it believes it holds, and that is what its next operands are checked against."""
 
 
 def generated_line_checks(records: list[dict]) -> dict:
     """What the model itself wrote in evaluation episodes (`apr-env eval --records`), line by line.
 
     For every ``Exploring Operation: a op b=c`` line a model generated: are `a` and `b` in the
-    thread's current state (the last ``Current State`` line, in the prompt or generated), and is
-    `c` the true result? The probe above measures results with the solver's operands given; this
-    measures both skills in the model's own search, where the first CPU run's APR model chose
-    operands from its state in 88% of lines but got 8% of results right, and the second's
-    (operation rows with loss on the operands too) 75% and 84%
-    (`benchmarks/results/paper_cpu/README.md`).
+    thread's current state (the last ``Current State`` line of the call, in the prompt or
+    generated), and is `c` the result under the environment's rules (`apr_env.arithmetic.apply_op`)?
+    The probe above measures results with the solver's operands given; this measures both skills
+    in the model's own search, where the first CPU run's APR model chose operands from its state
+    in 88% of lines but got 8% of results right, and the second's (operation rows with loss on
+    the operands too) 75% and 84% (`benchmarks/results/paper_cpu/README.md`).
     """
-    from collections import Counter
-
     lines = in_state = right = 0
-    for record in records:
-        for thread in record["calls"]:
-            for call in thread:
-                nums: Counter | None = None
-                for generated, text in ((False, call["prompt"]), (True, call["completion"])):
-                    for line in text.split("\n"):
-                        state = STATE.search(line)
-                        if state:
-                            nums = Counter(int(x) for x in state.group(1).split(",") if x.strip())
-                            continue
-                        op = OPERATION.search(line)
-                        if not (generated and op and nums is not None):
-                            continue
-                        a, sign, b, c = int(op.group(1)), op.group(2), int(op.group(3)), int(op.group(4))
-                        lines += 1
-                        in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
-                        true = {
-                            "+": a + b,
-                            "-": a - b,
-                            "*": a * b,
-                            "/": a // b if b and a % b == 0 else None,
-                        }[sign]
-                        right += true == c
+    for call in (call for record in records for thread in record["calls"] for call in thread):
+        nums: Counter | None = None
+        for generated, line in _call_lines(call):
+            state = STATE.search(line)
+            if state:
+                nums = Counter(int(x) for x in state.group(1).split(",") if x.strip())
+                continue
+            op = OPERATION.search(line)
+            if generated and op and nums is not None:
+                a, sign, b, c = int(op.group(1)), op.group(2), int(op.group(3)), int(op.group(4))
+                lines += 1
+                in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
+                right += apply_op(a, sign, b) == c
     return {
         "lines": lines,
         "operands_in_state": in_state / lines if lines else 0.0,
         "result_right": right / lines if lines else 0.0,
     }
+
+
+def _call_lines(call: dict):
+    """(generated?, line) for every line of a model call: its prompt's, then its completion's."""
+    for generated, text in ((False, call["prompt"]), (True, call["completion"])):
+        for line in text.split("\n"):
+            yield generated, line
 
 
 def main(argv: list[str] | None = None) -> int:

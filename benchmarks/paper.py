@@ -194,23 +194,20 @@ def _sft_common(cfg: PaperConfig, run: Path, out: Path, protocol: str) -> dict:
 def _probe(cfg: PaperConfig, run: Path, model: Path, protocol: str, *, dense: bool = False) -> dict:
     """The arithmetic probe of `model` on the solver traces of the first ``probe_n`` test problems
     (``dense``: their operation lines packed as the warm-up's rows, for a model that never saw a trace)."""
-    from benchmarks.arithmetic_probe import held_out_rows, probe
+    from apr_env.tokenizer import default_tokenizer
+    from benchmarks.arithmetic_probe import held_out_records, held_out_rows, probe
     from trainers.sft_data import operation_rows
 
     beam, sub_beam = cfg.beams[len(cfg.beams) // 2] if cfg.beams else (None, None)
-    rows, tok = held_out_rows(
-        str(run / "data" / "test_problems.json"),
-        cfg.probe_n,
-        protocol,
-        beam,
-        sub_beam,
-        cfg.max_length or _preset_context(cfg.preset),
-        return_records=dense,
-    )
+    problems = str(run / "data" / "test_problems.json")
     if dense:
-        rows, _ = operation_rows(rows, tok, row_tokens=cfg.warmup_row_tokens, solved_only=False)
+        tok = default_tokenizer()
+        records = held_out_records(problems, cfg.probe_n, protocol, beam, sub_beam)
+        rows, _ = operation_rows(records, tok, row_tokens=cfg.warmup_row_tokens, solved_only=False)
+    else:
+        max_length = cfg.max_length or _preset_context(cfg.preset)
+        rows, tok = held_out_rows(problems, cfg.probe_n, protocol, beam, sub_beam, max_length)
     result = probe(model, rows, tok)
-    result["model"] = str(model)
     result["format"] = "operation lines" if dense else f"{protocol} traces"
     return result
 
@@ -490,14 +487,9 @@ def publish(run_dir: str | Path, dest: str | Path) -> list[str]:
             for f in sorted((run / stage).glob("*.json"))
             if f.name != DONE
         ]
-    for name, folder in (
-        ("warmup", "warmup"),
-        ("sft_sos", "sft_sos"),
-        ("sft_apr", "sft_apr"),
-        ("grpo_apr", "grpo_apr"),
-    ):
-        if (run / folder / "metrics.csv").is_file():
-            copies.append((run / folder / "metrics.csv", dest / "metrics" / f"{name}.csv"))
+    for stage in ("warmup", "sft_sos", "sft_apr", "grpo_apr"):
+        if (run / stage / "metrics.csv").is_file():
+            copies.append((run / stage / "metrics.csv", dest / "metrics" / f"{stage}.csv"))
     for name, folder in (
         ("sos_sft", run / "sft_sos"),
         ("apr_sft", run / "sft_apr"),

@@ -77,6 +77,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from apr_env.errors import ConfigError
+from trainers.sft_config import OPERATION_LOSSES
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class PaperConfig:
     warmup_batch_size: int = 16
     """Rows per warm-up optimizer step."""
     warmup_num_threads: int | None = 2
-    """torch CPU threads of the warm-up, which runs alone (2 threads ran 1.9x one here)."""
+    """torch CPU threads of the warm-up, which runs alone (2 threads ran 1.9x one in steady state:
+    benchmarks/results/paper_cpu/warmup_threads.json)."""
     sft_tokens: int | None = 8_000_000
     """Non-padding input tokens per SFT model (the same for both; the schedule ends there)."""
     sft_operations_mix: float = 0.0
@@ -196,8 +198,10 @@ class PaperConfig:
             )
         if self.probe_gate is not None and not 0 <= self.probe_gate <= 1:
             raise ConfigError(f"probe_gate={self.probe_gate}; accepted: a fraction in [0, 1] or None")
-        if self.operation_loss not in ("all", "results"):
-            raise ConfigError(f"operation_loss={self.operation_loss!r}; accepted: all, results")
+        if self.operation_loss not in OPERATION_LOSSES:
+            raise ConfigError(
+                f"operation_loss={self.operation_loss!r}; accepted: {', '.join(OPERATION_LOSSES)}"
+            )
         if not 0 <= self.sft_operations_mix < 1:
             raise ConfigError(f"sft_operations_mix={self.sft_operations_mix}; accepted: a share in [0, 1)")
         if self.warmup_tokens is not None and self.warmup_tokens < 0:

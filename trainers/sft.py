@@ -235,8 +235,9 @@ def train_sft(config: SFTRunConfig) -> dict:
     save_problems(test, out / "test_problems.json")
     model, hf_tokenizer = make_model(config)
     max_length = config.max_length or int(model.config.max_position_embeddings)
-    if config.operations_only:
-        rows, stats = operation_rows(
+
+    def ops():  # the operation rows of --operations-only and --operations-mix
+        return operation_rows(
             records,
             tok,
             row_tokens=min(config.operation_row_tokens, max_length),
@@ -244,20 +245,15 @@ def train_sft(config: SFTRunConfig) -> dict:
             seed=config.seed,
             loss=config.operation_loss,
         )
+
+    if config.operations_only:
+        rows, stats = ops()
     else:
         rows, stats = build_rows(
             records, tok, condition=config.condition, solved_only=config.solved_only, max_length=max_length
         )
         if config.operations_mix and rows:
-            ops, _ = operation_rows(
-                records,
-                tok,
-                row_tokens=min(config.operation_row_tokens, max_length),
-                solved_only=config.solved_only,
-                seed=config.seed,
-                loss=config.operation_loss,
-            )
-            rows, stats["operations_mix"] = mix_rows(rows, ops, config.operations_mix)
+            rows, stats["operations_mix"] = mix_rows(rows, ops()[0], config.operations_mix)
     if not rows:
         raise ConfigError(
             f"no training rows: {stats['traces']} traces, {stats['traces_used']} used "

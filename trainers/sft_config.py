@@ -16,6 +16,8 @@ from apr_env.errors import ConfigError
 from apr_env.generator import GeneratorConfig
 
 PROTOCOLS = ("apr", "serial")
+OPERATION_LOSSES = ("all", "results")
+"""Which tokens of an operation row carry loss: all but bos, or each result and its newline."""
 
 
 @dataclass
@@ -116,8 +118,10 @@ class SFTRunConfig:
         for name in ("n_train", "batch_size", "grad_accum", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.operation_loss not in ("all", "results"):
-            raise ConfigError(f"operation_loss={self.operation_loss!r}; accepted: all, results")
+        if self.operation_loss not in OPERATION_LOSSES:
+            raise ConfigError(
+                f"operation_loss={self.operation_loss!r}; accepted: {', '.join(OPERATION_LOSSES)}"
+            )
         if not 0 <= self.operations_mix < 1:
             raise ConfigError(f"operations_mix={self.operations_mix}; accepted: a share in [0, 1)")
         if self.operations_mix and self.operations_only:

@@ -41,6 +41,7 @@ from apr_env import grammar as g
 from apr_env.errors import AprEnvError
 from apr_env.tokenizer import TextTokenizer
 from trainers.data import segments
+from trainers.sft_config import OPERATION_LOSSES
 
 IGNORE = -100
 """Label of a token without loss (the `labels` convention of transformers and TRL)."""
@@ -138,11 +139,9 @@ def build_rows(
     return rows, stats
 
 
-OPERATION_LOSSES = ("all", "results")
-"""Which tokens of an operation row carry loss: all but bos, or each result and its newline."""
-
-OPERATION_LINE = re.compile(r"Exploring Operation: \d+[-+*/]\d+=\d+")
-"""One ``Exploring Operation: a op b=c`` line of a trace (the arithmetic a Countdown model must do)."""
+OPERATION_LINE = re.compile(r"Exploring Operation: (\d+)([-+*/])(\d+)=(\d+)")
+"""One ``Exploring Operation: a op b=c`` line of a trace (the arithmetic a Countdown model must
+do); groups a, op, b, c."""
 
 
 def operation_lines(texts) -> list[str]:
@@ -175,8 +174,6 @@ def operation_rows(
     the second configuration's APR model (warm-up and mix with loss on all tokens) got 91.5% of
     results right but wrote operands its state does not hold (``12-2=10`` from [11, 2, 2, 14]).
     """
-    if row_tokens < 2:
-        raise TraceDataError(f"row_tokens={row_tokens}: a row needs bos and at least one token")
     texts = [
         seg["completion"]
         for i, record in enumerate(records)
@@ -185,24 +182,7 @@ def operation_rows(
     ]
     lines = operation_lines(texts)
     random.Random(seed).shuffle(lines)
-    if loss not in OPERATION_LOSSES:
-        raise TraceDataError(f"loss={loss!r}; accepted: {', '.join(OPERATION_LOSSES)}")
-    heads = tokenizer.encode_batch([line[: line.index("=") + 1] for line in lines])
-    tails = tokenizer.encode_batch([line[line.index("=") + 1 :] + "\n" for line in lines])
-    packed, ids, labels = [], [tokenizer.bos_id], [IGNORE]
-    for head, tail in zip(heads, tails, strict=True):
-        if len(ids) + len(head) + len(tail) > row_tokens and len(ids) > 1:
-            packed.append((ids, labels))
-            ids, labels = [tokenizer.bos_id], [IGNORE]
-        ids += head + tail
-        labels += (head if loss == "all" else [IGNORE] * len(head)) + tail
-    if len(ids) > 1:
-        packed.append((ids, labels))
-    rows = [
-        {"input_ids": r, "labels": lab, "length": len(r), "loss_tokens": sum(x != IGNORE for x in lab),
-         "kind": "operations", "index": k}
-        for k, (r, lab) in enumerate(packed)
-    ]  # fmt: skip
+    rows = pack_operation_lines(lines, tokenizer, row_tokens=row_tokens, loss=loss)
     stats = {
         "traces": len(records),
         "traces_used": sum(bool(r.get("solved")) or not solved_only for r in records),
@@ -217,6 +197,35 @@ def operation_rows(
         "loss_tokens": sum(r["loss_tokens"] for r in rows),
     }
     return rows, stats
+
+
+def pack_operation_lines(
+    lines: list[str], tokenizer: TextTokenizer, *, row_tokens: int = 512, loss: str = "all"
+) -> list[dict]:
+    """`lines` in order, newline-terminated, packed into rows of at most `row_tokens` tokens (bos
+    first; a line longer than a row gets a row of its own), labelled as `operation_rows` says."""
+    if row_tokens < 2:
+        raise TraceDataError(f"row_tokens={row_tokens}: a row needs bos and at least one token")
+    if loss not in OPERATION_LOSSES:
+        raise TraceDataError(f"loss={loss!r}; accepted: {', '.join(OPERATION_LOSSES)}")
+    # each line as two pieces, the operands up to "=" and the result: the same ids as the whole
+    # line (the Countdown tokenizer has one token per digit), with a place to cut the labels
+    heads = tokenizer.encode_batch([line[: line.index("=") + 1] for line in lines])
+    tails = tokenizer.encode_batch([line[line.index("=") + 1 :] + "\n" for line in lines])
+    packed, ids, labels = [], [tokenizer.bos_id], [IGNORE]
+    for head, tail in zip(heads, tails, strict=True):
+        if len(ids) + len(head) + len(tail) > row_tokens and len(ids) > 1:
+            packed.append((ids, labels))
+            ids, labels = [tokenizer.bos_id], [IGNORE]
+        ids += head + tail
+        labels += (head if loss == "all" else [IGNORE] * len(head)) + tail
+    if len(ids) > 1:
+        packed.append((ids, labels))
+    return [
+        {"input_ids": r, "labels": lab, "length": len(r), "loss_tokens": sum(x != IGNORE for x in lab),
+         "kind": "operations", "index": k}
+        for k, (r, lab) in enumerate(packed)
+    ]  # fmt: skip
 
 
 def mix_rows(rows: list[dict], extra: list[dict], share: float) -> tuple[list[dict], dict]:
