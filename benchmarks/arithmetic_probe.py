@@ -13,8 +13,13 @@ counts the ``Exploring Operation: a op b=c`` lines whose result ``c`` the model 
 (greedy, every digit) given the line up to ``=``. Reported per operator and overall, per model,
 with the training tokens of each checkpoint when its ``trainer_state.json`` or ``run.json`` says.
 
-What it leaves out: operand choice (whether the model explores sensible pairs) and the
-``Resulting Numbers`` lists; a model can get every result right and still search badly.
+It also counts the lines whose operands ``a op b`` the model predicts exactly as the solver wrote
+them (each token given the solver's prefix): the solver's choice of the next pair is a fixed
+function of its state, so this is teacher-forced state tracking, free of the compounding errors
+of a model's own episodes (which `generated_line_checks` measures).
+
+What it leaves out: the ``Resulting Numbers`` lists; a model can get every line right under
+teacher forcing and still drift in its own episodes.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ from apr_env.arithmetic import apply_op
 from trainers.sft_data import OPERATION_LINE as OPERATION
 
 
-def result_spans(ids: list[int], tokenizer) -> list[tuple[str, list[int]]]:
-    """(operator, token positions of the result digits) for every operation line of a row.
+def result_spans(ids: list[int], tokenizer, part: str = "result") -> list[tuple[str, list[int]]]:
+    """(operator, token positions of one part) for every operation line of a row.
 
+    `part` is ``"result"`` (the digits of ``c``) or ``"operands"`` (``a op b``, operator included).
     Positions come from decoding each token on its own (the Countdown tokenizer has one token per
-    digit), so the regex's character span of the result maps back to whole tokens.
+    digit), so the regex's character span of the part maps back to whole tokens.
     """
+    if part not in ("result", "operands"):
+        raise ValueError(f"part must be 'result' or 'operands', not {part!r}")
     pieces = [tokenizer.decode([i]) for i in ids]
     starts, text = [], ""
     for piece in pieces:
@@ -44,9 +52,9 @@ def result_spans(ids: list[int], tokenizer) -> list[tuple[str, list[int]]]:
         text += piece
     spans = []
     for m in OPERATION.finditer(text):
-        lo, hi = m.span(4)
+        lo, hi = m.span(4) if part == "result" else (m.start(1), m.end(3))
         positions = list(range(bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)))
-        if positions and "".join(pieces[k] for k in positions) == m.group(4):
+        if positions and "".join(pieces[k] for k in positions) == text[lo:hi]:
             spans.append((m.group(2), positions))
     return spans
 
@@ -61,6 +69,7 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
     model = (load_model(model_dir) if isinstance(model_dir, (str, Path)) else model_dir).eval()
     right: dict[str, int] = {}
     total: dict[str, int] = {}
+    operands_right = 0
     with torch.no_grad():
         for row in rows:
             ids = row["input_ids"]
@@ -69,14 +78,78 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
             for op, positions in result_spans(ids, tokenizer):
                 total[op] = total.get(op, 0) + 1
                 right[op] = right.get(op, 0) + all(predicted[k - 1] == ids[k] for k in positions)
+            for _, positions in result_spans(ids, tokenizer, "operands"):
+                operands_right += all(predicted[k - 1] == ids[k] for k in positions)
     lines = sum(total.values())
     return {
         "model": str(model_dir),
         "tokens_trained": _tokens_trained(Path(model_dir)) if isinstance(model_dir, (str, Path)) else None,
         "lines": lines,
         "exact_result_accuracy": sum(right.values()) / lines if lines else 0.0,
+        "exact_operand_accuracy": operands_right / lines if lines else 0.0,
         "by_operator": {op: {"lines": total[op], "accuracy": right[op] / total[op]} for op in sorted(total)},
     }
+
+
+def operand_probe(model_dir, rows: list[dict], tokenizer, max_lines: int = 400) -> dict:
+    """Does the model pick operands its state holds, with the solver's trace as the context?
+
+    For each of the first `max_lines` operation lines of `rows`, the model greedily writes the line
+    from ``Exploring Operation: `` to ``=`` after the solver's prefix; the operands it writes are
+    checked against the numbers of the last ``Current State`` line of that prefix. The solver
+    shuffles the children it prints, so the exact operands are not a fixed target (hence
+    `probe`'s low ``exact_operand_accuracy`` even for good models); being in the state is.
+    Unlike `generated_line_checks`, the context is always a correct trace, so this separates
+    state tracking from the drift of a model's own episodes.
+    """
+    import torch
+
+    from trainers.models import load_model
+
+    model = (load_model(model_dir) if isinstance(model_dir, (str, Path)) else model_dir).eval()
+    lines = in_state = parsed = 0
+    with torch.no_grad():
+        for row in rows:
+            ids = row["input_ids"]
+            for _, positions in result_spans(ids, tokenizer, "operands"):
+                if lines >= max_lines:
+                    break
+                prefix = ids[: positions[0]]
+                state = None
+                for state in STATE.finditer(tokenizer.decode(prefix)):
+                    pass
+                if state is None:
+                    continue
+                lines += 1
+                written = _greedy(model, prefix, tokenizer, stop="=", max_new_tokens=12)
+                m = re.match(r"(\d+)[-+*/](\d+)=", written)
+                if not m:
+                    continue
+                parsed += 1
+                nums = Counter(int(x) for x in state.group(1).split(",") if x.strip())
+                a, b = int(m.group(1)), int(m.group(2))
+                in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
+    return {
+        "model": str(model_dir),
+        "lines": lines,
+        "well_formed": parsed / lines if lines else 0.0,
+        "operands_in_state": in_state / lines if lines else 0.0,
+    }
+
+
+def _greedy(model, prefix: list[int], tokenizer, stop: str, max_new_tokens: int) -> str:
+    """The model's greedy continuation of `prefix`, up to and including the first `stop`."""
+    import torch
+
+    out = model.generate(
+        input_ids=torch.tensor([prefix]),
+        attention_mask=torch.ones(1, len(prefix), dtype=torch.long),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_id,
+    )[0, len(prefix) :].tolist()
+    text = tokenizer.decode(out)
+    return text[: text.index(stop) + 1] if stop in text else text
 
 
 def _tokens_trained(folder: Path) -> int | None:
@@ -191,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         ops = ", ".join(f"{op} {v['accuracy']:.3f}" for op, v in r["by_operator"].items())
         print(
-            f"{model}: {r['exact_result_accuracy']:.3f} of {r['lines']} lines ({ops}); tokens {r['tokens_trained']}"
+            f"{model}: results {r['exact_result_accuracy']:.3f} of {r['lines']} lines ({ops}), "
+            f"operands {r['exact_operand_accuracy']:.3f}; tokens {r['tokens_trained']}"
         )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -98,8 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "paper",
         help="the paper's claims: data -> SFT (SoS+, APR) -> eval -> GRPO -> eval -> table + figures",
         description="Scales (benchmarks/paper_config.py): cpu (mini preset, 4 numbers in 1..20, an "
-        "8M-token arithmetic warm-up, then 8M tokens per model, 35% of them operation rows), cpu-v1 (the first CPU run: no "
-        "warm-up, 8M trace tokens), gpu (paper preset, a fifth of the official data), paper (the "
+        "8M-token arithmetic warm-up, then 16M tokens per model, 15% of them operation rows), cpu-v1 (the first CPU run: no "
+        "warm-up, 8M trace tokens), cpu-v3 (the third: 8M tokens per model, 35% operation rows), gpu (paper preset, a fifth of the official data), paper (the "
         "official recipe). Each stage writes OUT/STAGE/done.json and is skipped when present.",
     )
     d.add_argument("--scale", choices=tuple(SCALES), default="cpu")

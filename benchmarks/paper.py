@@ -195,7 +195,7 @@ def _probe(cfg: PaperConfig, run: Path, model: Path, protocol: str, *, dense: bo
     """The arithmetic probe of `model` on the solver traces of the first ``probe_n`` test problems
     (``dense``: their operation lines packed as the warm-up's rows, for a model that never saw a trace)."""
     from apr_env.tokenizer import default_tokenizer
-    from benchmarks.arithmetic_probe import held_out_records, held_out_rows, probe
+    from benchmarks.arithmetic_probe import held_out_records, held_out_rows, operand_probe, probe
     from trainers.sft_data import operation_rows
 
     beam, sub_beam = cfg.beams[len(cfg.beams) // 2] if cfg.beams else (None, None)
@@ -209,6 +209,8 @@ def _probe(cfg: PaperConfig, run: Path, model: Path, protocol: str, *, dense: bo
         rows, tok = held_out_rows(problems, cfg.probe_n, protocol, beam, sub_beam, max_length)
     result = probe(model, rows, tok)
     result["format"] = "operation lines" if dense else f"{protocol} traces"
+    if not dense:  # operand choice needs the traces' states
+        result["operands"] = operand_probe(model, rows, tok, max_lines=cfg.probe_operand_lines)
     return result
 
 

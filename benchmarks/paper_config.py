@@ -141,6 +141,9 @@ class PaperConfig:
     """torch CPU threads (1 is faster than 2 on a shared 2-core CPU); None: torch's choice."""
     probe_n: int = 40
     """Held-out problems whose solver traces the arithmetic probe reads after each SFT stage."""
+    probe_operand_lines: int = 300
+    """Operation lines of those traces whose operands the model writes itself after the solver's
+    prefix (`benchmarks.arithmetic_probe.operand_probe`: are they in the state?)."""
     probe_gate: float | None = None
     """Least exact-result accuracy of the probe for an SFT model to be evaluated and RL-trained
     (None: no gate); below it a model solves ~nothing and GRPO gets no signal."""
@@ -223,9 +226,18 @@ SCALES: dict[str, PaperConfig] = {
         scale="cpu",
         warmup_tokens=8_000_000,
         operation_loss="results",
+        sft_tokens=16_000_000,
+        sft_operations_mix=0.15,
+        probe_gate=0.8,
+    ),
+    "cpu-v3": PaperConfig(
+        scale="cpu-v3",
+        warmup_tokens=8_000_000,
+        operation_loss="results",
         sft_tokens=8_000_000,
         sft_operations_mix=0.35,
         probe_gate=0.9,
+        extra={"note": "the third CPU try as it was run (recorded as scale 'cpu'): 0/93 solved"},
     ),
     "cpu-v1": PaperConfig(
         scale="cpu-v1",

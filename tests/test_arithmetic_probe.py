@@ -3,6 +3,7 @@ oracle from a model that is one token off."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from apr_env.tokenizer import default_tokenizer
@@ -21,6 +22,18 @@ def test_result_spans_point_at_the_result_digits():
     spans = result_spans(ids, tok)
     assert [op for op, _ in spans] == ["-", "*"]
     assert [tok.decode([ids[k] for k in positions]) for _, positions in spans] == ["11", "45"]
+
+
+def test_operand_spans_point_at_a_op_b():
+    tok = default_tokenizer()
+    ids = tok.encode(TEXT)
+    spans = result_spans(ids, tok, "operands")
+    assert [tok.decode([ids[k] for k in positions]) for _, positions in spans] == ["16-5", "9*5"]
+
+
+def test_result_spans_reject_an_unknown_part():
+    with pytest.raises(ValueError, match="operands"):
+        result_spans([], default_tokenizer(), "digits")
 
 
 class _Scripted(torch.nn.Module):
@@ -42,9 +55,11 @@ def test_probe_scores_an_oracle_1_and_a_shifted_model_0():
     tok = default_tokenizer()
     ids = tok.encode(TEXT)
     rows = [{"input_ids": ids}]
-    assert probe(_Scripted(ids, 1), rows, tok)["exact_result_accuracy"] == 1.0
+    oracle = probe(_Scripted(ids, 1), rows, tok)
+    assert oracle["exact_result_accuracy"] == 1.0 and oracle["exact_operand_accuracy"] == 1.0
     shifted = probe(_Scripted(ids, 2), rows, tok)
     assert shifted["exact_result_accuracy"] == 0.0 and shifted["lines"] == 2
+    assert shifted["exact_operand_accuracy"] == 0.0
     assert set(shifted["by_operator"]) == {"-", "*"}
 
 

@@ -182,7 +182,7 @@ def test_a_run_folder_is_not_reused_silently(run_dir):
 
 
 def test_every_scale_is_documented_and_valid():
-    assert set(SCALES) == {"cpu", "cpu-v1", "gpu", "paper"}
+    assert set(SCALES) == {"cpu", "cpu-v1", "cpu-v3", "gpu", "paper"}
     assert SCALES["paper"].preset == "paper" and SCALES["paper"].grpo_steps == 150
     assert SCALES["cpu"].preset == "mini" and SCALES["cpu"].n_test >= 500
     assert SCALES["cpu"].sft_tokens >= 5_000_000  # the same budget for both models
