@@ -1,7 +1,8 @@
 """Does a model do the arithmetic of its traces? Teacher-forced accuracy on operation results.
 
     python -m benchmarks.arithmetic_probe --problems runs/paper_cpu_v1/data/test_problems.json \
-        --models runs/paper_cpu_v1/sft_apr runs/sizing/keep/apr_small/checkpoint-500 --n 40
+        --models runs/paper_cpu_v1/sft_apr runs/sizing/keep/apr_small/checkpoint-500 --n 40 \
+        --operand-lines 300
 
 Why: the paper experiment's first CPU run (`benchmarks/results/paper_cpu_v1/`) trained SFT models
 that learned the trace format but solved nothing; their episodes were full of lines such as
@@ -94,7 +95,7 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
 def operand_probe(model_dir, rows: list[dict], tokenizer, max_lines: int = 400) -> dict:
     """Does the model pick operands its state holds, with the solver's trace as the context?
 
-    For each of the first `max_lines` operation lines of `rows`, the model greedily writes the line
+    For `max_lines` operation lines spread evenly over `rows`, the model greedily writes the line
     from ``Exploring Operation: `` to ``=`` after the solver's prefix; the operands it writes are
     checked against the numbers of the last ``Current State`` line of that prefix. The solver
     shuffles the children it prints, so the exact operands are not a fixed target (hence
@@ -107,28 +108,30 @@ def operand_probe(model_dir, rows: list[dict], tokenizer, max_lines: int = 400) 
     from trainers.models import load_model
 
     model = (load_model(model_dir) if isinstance(model_dir, (str, Path)) else model_dir).eval()
+    found = [
+        (row["input_ids"], pos[0])
+        for row in rows
+        for _, pos in result_spans(row["input_ids"], tokenizer, "operands")
+    ]
+    picked = (
+        [found[k * len(found) // max_lines] for k in range(max_lines)] if len(found) > max_lines else found
+    )
     lines = in_state = parsed = 0
     with torch.no_grad():
-        for row in rows:
-            ids = row["input_ids"]
-            for _, positions in result_spans(ids, tokenizer, "operands"):
-                if lines >= max_lines:
-                    break
-                prefix = ids[: positions[0]]
-                state = None
-                for state in STATE.finditer(tokenizer.decode(prefix)):
-                    pass
-                if state is None:
-                    continue
-                lines += 1
-                written = _greedy(model, prefix, tokenizer, stop="=", max_new_tokens=12)
-                m = re.match(r"(\d+)[-+*/](\d+)=", written)
-                if not m:
-                    continue
-                parsed += 1
-                nums = Counter(int(x) for x in state.group(1).split(",") if x.strip())
-                a, b = int(m.group(1)), int(m.group(2))
-                in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
+        for ids, start in picked:  # spread evenly over the rows (a trace has ~50 lines)
+            prefix = ids[:start]
+            states = STATE.findall(tokenizer.decode(prefix))
+            if not states:
+                continue
+            lines += 1
+            written = _greedy(model, prefix, tokenizer, stop="=", max_new_tokens=12)
+            m = re.match(r"(\d+)[-+*/](\d+)=", written)
+            if not m:
+                continue
+            parsed += 1
+            nums = Counter(int(x) for x in states[-1].split(",") if x.strip())
+            a, b = int(m.group(1)), int(m.group(2))
+            in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
     return {
         "model": str(model_dir),
         "lines": lines,
@@ -248,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sub-beam", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--operand-lines", type=int, default=0,
+                        help="also run operand_probe on this many operation lines (0: no)")  # fmt: skip
     parser.add_argument("--out", default=None, help="JSON path for the results")
     args = parser.parse_args(argv)
     import torch
@@ -261,11 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for model in args.models:
         r = probe(model, rows, tokenizer)
+        if args.operand_lines:
+            r["operands"] = operand_probe(model, rows, tokenizer, args.operand_lines)
         results.append(r)
         ops = ", ".join(f"{op} {v['accuracy']:.3f}" for op, v in r["by_operator"].items())
         print(
             f"{model}: results {r['exact_result_accuracy']:.3f} of {r['lines']} lines ({ops}), "
-            f"operands {r['exact_operand_accuracy']:.3f}; tokens {r['tokens_trained']}"
+            f"operands exact {r['exact_operand_accuracy']:.3f}"
+            + (f", in state {r['operands']['operands_in_state']:.3f}" if "operands" in r else "")
+            + f"; tokens {r['tokens_trained']}"
         )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

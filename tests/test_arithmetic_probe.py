@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from apr_env.tokenizer import default_tokenizer
-from benchmarks.arithmetic_probe import generated_line_checks, probe, result_spans
+from benchmarks.arithmetic_probe import generated_line_checks, operand_probe, probe, result_spans
 
 TEXT = (
     "Current State: 42:[16, 5, 9], Operations: []\n"
@@ -61,6 +61,35 @@ def test_probe_scores_an_oracle_1_and_a_shifted_model_0():
     assert shifted["exact_result_accuracy"] == 0.0 and shifted["lines"] == 2
     assert shifted["exact_operand_accuracy"] == 0.0
     assert set(shifted["by_operator"]) == {"-", "*"}
+
+
+class _Writer:
+    """`generate` continues a prompt with the true text (`fixed` None) or with fixed tokens."""
+
+    def __init__(self, ids: list[int], fixed: list[int] | None = None):
+        self.ids, self.fixed = ids, fixed
+
+    def eval(self):
+        return self
+
+    def generate(self, input_ids, max_new_tokens, **_):
+        n = input_ids.shape[1]
+        more = self.fixed if self.fixed is not None else self.ids[n : n + max_new_tokens]
+        return torch.tensor([input_ids[0].tolist() + more])
+
+
+def test_operand_probe_checks_the_written_operands_against_the_last_state():
+    tok = default_tokenizer()
+    ids = tok.encode(TEXT)
+    rows = [{"input_ids": ids}]
+    oracle = operand_probe(_Writer(ids), rows, tok)
+    assert oracle["lines"] == 2 and oracle["operands_in_state"] == 1.0 and oracle["well_formed"] == 1.0
+    outside = operand_probe(_Writer(ids, tok.encode("16+7=23")), rows, tok)  # 7 is not in [16, 5, 9]
+    assert outside["operands_in_state"] == 0.0 and outside["well_formed"] == 1.0
+    twice = operand_probe(_Writer(ids, tok.encode("5*5=25")), rows, tok)  # one 5 only
+    assert twice["operands_in_state"] == 0.0
+    garbled = operand_probe(_Writer(ids, tok.encode("Moving")), rows, tok, max_lines=1)
+    assert garbled["lines"] == 1 and garbled["well_formed"] == 0.0
 
 
 def test_generated_line_checks_judge_only_what_the_model_wrote_against_its_current_state():
