@@ -23,14 +23,14 @@ recorded in ``benchmarks/results/paper_sizing.json``; symbolic solvers, Countdow
   while SoS+ drops from 43% to 28% (15.7 points >= the issue's 10). Evaluations run at the
   preset's 2,048 context and report cumulative accuracy at 512..2,048 (Fig. 4b), so the
   equal-window comparison is the 1,024 column.
-- Model and budget: the `mini` preset (0.84M parameters, 4 layers x 128) with 8M non-padding
-  input tokens per SFT model, the same for both. Measured here on a quiet machine: TRL SFT of
+- Model and budget: the `mini` preset (0.84M parameters, 4 layers x 128) with 16M non-padding
+  input tokens per SFT model (8M in the first three tries), the same for both. Measured here on a quiet machine: TRL SFT of
   `small` (3.3M) ran 1,450 tokens/s with one thread (467k tokens in 354 s), so the issue's 15M
   tokens would take ~2.9 h per model; `mini` runs 2.6x the raw tokens/s of `small` and, with
   both SFT stages side by side (``--jobs 2``, one thread each), 4,100 (APR) and 3,100 (SoS+,
-  longer rows) tokens/s in the real run: ~35-45 min per model. The data stage gives 9,456 solved
+  longer rows) tokens/s in the real run: ~35-45 min per 8M tokens. The data stage gives 9,456 solved
   APR demonstrations (25.7M tokens per epoch) and 8,549 solved SoS+ ones (7.3M per epoch; 718
-  beam-4 traces longer than 2,048 tokens are dropped), so the budget is 0.31 and 1.1 epochs.
+  beam-4 traces longer than 2,048 tokens are dropped), so 8M tokens are 0.31 and 1.1 epochs.
 - Evaluation: the runtime's transformers backend decoded ~350 tokens/s for an early `mini`
   checkpoint with both SFT stages running beside it (32 APR problems, ~1,800 tokens each, 165 s):
   roughly 600-700 tokens/s with a core of its own. 500 held-out problems cost ~1M tokens for APR
@@ -54,22 +54,30 @@ loss tokens; the same `mini` model trained on operation lines alone got 88% of t
   operation lines, rows of 512 tokens, batch 16; 15 min with 2 threads, which ran 9,200 tokens/s
   against 4,500 with one), from which both SFT models start: 90.9% exact results on held-out
   operation lines (71% in held-out traces, a context it never saw);
-- 8M tokens per SFT model after it, 35% of them operation rows of the model's own traces
-  (`--operations-mix 0.35`) and 65% traces. Why the mix: a first try of this configuration
-  (6M trace tokens, no mix; `benchmarks/results/paper_cpu/README.md`) took the APR model from
-  71% to 42.7% exact results in traces: trace SFT at the warm-up's learning rate forgets the
-  arithmetic faster than the traces teach it;
-- a probe gate: an SFT model with under 90% exact operation results on the held-out traces is
+- 16M tokens per SFT model after it, 15% of them operation rows of the model's own traces
+  (`--operations-mix 0.15`) and 85% traces. Why the mix: a first try (6M trace tokens, no mix;
+  `benchmarks/results/paper_cpu/README.md`) took the APR model from 71% to 42.7% exact results in
+  traces: trace SFT at the warm-up's learning rate forgets the arithmetic faster than the traces
+  teach it. Why 16M and only 15%: the second and third tries (8M tokens, 35% operation rows)
+  kept the arithmetic (91%) but lost state tracking. Teacher-forced, after the solver's prefix,
+  their APR models wrote operands the current state holds in 84% and 75% of lines, against 89%
+  for the first run (8M trace tokens) and 97% for a model continued on traces to 20M tokens
+  (`benchmarks.arithmetic_probe --operand-lines`, `benchmarks/results/paper_cpu/operand_probe_apr.json`):
+  copying operands is learnt from trace tokens, and the tries had 5.2M;
+- a probe gate: an SFT model with under 80% exact operation results on the held-out traces is
   not evaluated or RL-trained (the run stops there with a message) instead of spending two hours
-  to measure 0%. It stopped the first try.
-- loss on the results only in every operation row (``operation_loss="results"``). The second try
-  (mix with loss on all tokens) reached 91.5% (APR) and 88.6% (SoS+) exact results and still
-  solved 0/22: its APR model wrote operands its state does not hold in 25% of its lines (the first
-  run's: 11%), having learnt the rows' random operand draw. Results-only rows teach arithmetic
-  conditioned on the operands and nothing about which to choose.
+  to measure 0%. It stopped the first try (at 90%; the third try's SoS+ model, at 81%, showed the
+  bar held back a model worth measuring);
+- loss on the results only in every operation row (``operation_loss="results"``): the second
+  try (loss on all tokens) wrote operands from the rows' random draw in its own episodes
+  (``Exploring Operation: 12-2=10`` with the state [11, 2, 2, 14]). Measured since, teacher-forced,
+  the results-only third try chose in-state operands less often (75% vs 84%) with the same
+  arithmetic (91.1% vs 91.5%), so this choice is not settled; ``cpu-v3`` and the fourth try
+  differ in the mix's size, not its loss.
 
-The warm-up figures above are from the loss-on-all-tokens warm-up of the two tries
-(`benchmarks/results/paper_cpu/README.md`).
+The warm-up figures above are from the loss-on-all-tokens warm-up of the first two tries; the
+``cpu`` warm-up (results only, reused by the third and fourth tries) got 92.6% on held-out
+operation lines, 75.6% inside held-out APR traces.
 """
 
 from __future__ import annotations
