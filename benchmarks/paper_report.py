@@ -200,7 +200,8 @@ def _claims_markdown(found: list[dict]) -> str:
 
 
 def _probes(run: Path) -> dict:
-    """The arithmetic probe each training stage recorded (exact operation results, teacher-forced)."""
+    """The probes each training stage recorded (exact operation results, teacher-forced; for the SFT
+    models also the share of operands in the state when the model writes them after a solver prefix)."""
     found = {}
     for stage in ("warmup", "sft_sos", "sft_apr"):
         done = run / stage / "done.json"
@@ -209,17 +210,23 @@ def _probes(run: Path) -> dict:
             found[stage] = {
                 k: probe[k] for k in ("format", "lines", "exact_result_accuracy", "tokens_trained")
             }
+            if "operands" in probe:
+                found[stage]["operands_in_state"] = probe["operands"]["operands_in_state"]
     return found
 
 
 def _probes_markdown(probes: dict) -> str:
     if not probes:
         return ""
-    lines = ["", "Arithmetic probe (held-out solver traces, teacher-forced: operation results predicted exactly):",
-             "", "| model | probed on | lines | exact results | tokens trained |", "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["", "Probes (held-out solver traces: operation results predicted exactly, teacher-forced; operands",
+             "the model writes after the solver's prefix that its current state holds):",
+             "", "| model | probed on | lines | exact results | operands in state | tokens trained |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
     for stage, p in probes.items():
+        in_state = f"{p['operands_in_state']:.3f}" if "operands_in_state" in p else "-"
         lines.append(
-            f"| {stage} | {p['format']} | {p['lines']} | {p['exact_result_accuracy']:.3f} | {p['tokens_trained']} |"
+            f"| {stage} | {p['format']} | {p['lines']} | {p['exact_result_accuracy']:.3f} | {in_state} "
+            f"| {p['tokens_trained']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -101,6 +101,10 @@ def test_every_stage_writes_its_outputs_and_a_done_summary(run_dir):
     for summary, fmt in ((warm, "operation lines"), (sos, "serial traces"), (apr, "apr traces")):
         assert summary["probe"]["format"] == fmt and summary["probe"]["lines"] > 0
         assert 0 <= summary["probe"]["exact_result_accuracy"] <= 1
+    assert "operands" not in warm["probe"]  # a model that never saw a state
+    for summary in (sos, apr):
+        assert summary["probe"]["operands"]["lines"] > 0
+        assert 0 <= summary["probe"]["operands"]["operands_in_state"] <= 1
 
 
 def test_the_probe_gate_stops_the_run_before_evaluating_a_model_that_cannot_do_the_arithmetic(
@@ -139,6 +143,10 @@ def test_table_and_figures(run_dir):
     assert [c["step"] for c in table["grpo_curve"]] == [1.0]
     md = (run_dir / "report" / "table.md").read_text()
     assert set(table["probes"]) == {"warmup", "sft_sos", "sft_apr"}
+    assert (
+        "operands_in_state" in table["probes"]["sft_apr"]
+        and "operands_in_state" not in table["probes"]["warmup"]
+    )
     assert md.count("\n| ") == len(table["rows"]) + 1 + len(table["claims"]) + 1 + len(table["probes"]) + 1
     assert "APR (SFT + GRPO)" in md and "GRPO improves APR" in md
     assert {c["verdict"].split(",")[0] for c in table["claims"]} <= {
