@@ -211,27 +211,49 @@ def generated_line_checks(records: list[dict]) -> dict:
     The probe above measures results with the solver's operands given; this measures both skills
     in the model's own search, where the first CPU run's APR model chose operands from its state
     in 88% of lines but got 8% of results right, and the second's (operation rows with loss on
-    the operands too) 75% and 84% (`benchmarks/results/paper_cpu/README.md`).
+    the operands too) 75% and 84% (`benchmarks/results/paper_cpu/README.md`). Also: is the line's
+    ``Resulting Numbers`` list the state minus the operands plus the result (as multisets: the
+    order of equal numbers is free), and does the line repeat an operation already written since
+    the current state line (a search that loops instead of trying the next pair)?
     """
-    lines = in_state = right = 0
+    lines = in_state = right = listed = repeated = 0
     for call in (call for record in records for thread in record["calls"] for call in thread):
         nums: Counter | None = None
+        seen: set[str] = set()  # the operations written since the current state line
         for generated, line in _call_lines(call):
             state = STATE.search(line)
             if state:
-                nums = Counter(int(x) for x in state.group(1).split(",") if x.strip())
+                nums, seen = Counter(_numbers(state.group(1))), set()
                 continue
             op = OPERATION.search(line)
-            if generated and op and nums is not None:
-                a, sign, b, c = int(op.group(1)), op.group(2), int(op.group(3)), int(op.group(4))
+            if not (op and nums is not None):
+                continue
+            a, sign, b, c = int(op.group(1)), op.group(2), int(op.group(3)), int(op.group(4))
+            if generated:
                 lines += 1
                 in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
                 right += apply_op(a, sign, b) == c
+                after = RESULTING.search(line)
+                listed += bool(after) and Counter(_numbers(after.group(1))) == nums - Counter(
+                    [a, b]
+                ) + Counter([c])
+                repeated += op.group(0) in seen
+            seen.add(op.group(0))
     return {
         "lines": lines,
         "operands_in_state": in_state / lines if lines else 0.0,
         "result_right": right / lines if lines else 0.0,
+        "resulting_numbers_right": listed / lines if lines else 0.0,
+        "repeated": repeated / lines if lines else 0.0,
     }
+
+
+RESULTING = re.compile(r"Resulting Numbers: \[([\d, ]*)\]")
+"""The numbers after an operation, which must be the state's minus the operands plus the result."""
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def _call_lines(call: dict):

@@ -95,14 +95,47 @@ def test_operand_probe_checks_the_written_operands_against_the_last_state():
 def test_generated_line_checks_judge_only_what_the_model_wrote_against_its_current_state():
     prompt = "Moving to Node #0\nCurrent State: 42:[16, 5, 9], Operations: []"
     completion = (
-        "\nExploring Operation: 16-5=11, Resulting Numbers: [9, 11]\n"  # in state, right
+        "\nExploring Operation: 16-5=11, Resulting Numbers: [9, 11]\n"  # in state, right, list right
         "Exploring Operation: 16-7=9, Resulting Numbers: [5, 9, 9]\n"  # 7 not in state, right
-        "Exploring Operation: 9*5=44, Resulting Numbers: [16, 44]\n"  # in state, wrong
+        "Exploring Operation: 9*5=44, Resulting Numbers: [16, 44]\n"  # in state, wrong, list right
         "Moving to Node #0,0\nCurrent State: 42:[9, 11], Operations: ['16-5=11']\n"
-        "Exploring Operation: 9+16=25, Resulting Numbers: [25]\n"  # 16 no longer in state, right
+        "Exploring Operation: 9+16=25, Resulting Numbers: [25]\n"  # 16 no longer in state: list wrong
         "Exploring Operation: 11/9=1, Resulting Numbers: [1]\n"  # in state, not exact: wrong
+        "Exploring Operation: 11/9=1, Resulting Numbers: [9, 1]\n"  # the same again, list wrong
     )
     solver_written = {"prompt": prompt + "\nExploring Operation: 16+7=20\n", "completion": ""}
     record = {"calls": [[{"prompt": prompt, "completion": completion}], [solver_written]]}
-    assert generated_line_checks([record]) == {"lines": 5, "operands_in_state": 0.6, "result_right": 0.6}
-    assert generated_line_checks([]) == {"lines": 0, "operands_in_state": 0.0, "result_right": 0.0}
+    assert generated_line_checks([record]) == pytest.approx(
+        {
+            "lines": 6,
+            "operands_in_state": 4 / 6,
+            "result_right": 3 / 6,
+            "resulting_numbers_right": 4 / 6,
+            "repeated": 1 / 6,
+        }
+    )
+    assert generated_line_checks([])["lines"] == 0 and generated_line_checks([])["repeated"] == 0.0
+
+
+def test_an_operation_in_the_prompt_counts_as_written_before_the_models_repeat():
+    prompt = "Current State: 42:[16, 5, 9], Operations: []\nExploring Operation: 16-5=11, Resulting Numbers: [9, 11]"
+    again = {"prompt": prompt, "completion": "\nExploring Operation: 16-5=11, Resulting Numbers: [9, 11]\n"}
+    assert generated_line_checks([{"calls": [[again]]}])["repeated"] == 1.0
+
+
+def test_the_solvers_own_lines_pass_every_check():
+    """Solver traces are right by construction: a checker that flags them is wrong (and the few
+    repeats are real: a state with a number twice gives the same operation from two pairs)."""
+    from apr_env.generator import generate_problems
+    from trainers.data import build_traces, segments
+
+    records = build_traces(generate_problems(12, seed=4, min_numbers=4, max_numbers=4), "apr", seed=0)
+    calls = [
+        {"prompt": "", "completion": s["prompt"] + s["completion"]}
+        for i, r in enumerate(records)
+        for s in segments(r, i)
+    ]
+    checks = generated_line_checks([{"calls": [calls]}])
+    assert checks["lines"] > 100
+    assert checks["operands_in_state"] == checks["result_right"] == checks["resulting_numbers_right"] == 1.0
+    assert checks["repeated"] < 0.05
