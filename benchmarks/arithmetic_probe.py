@@ -256,6 +256,28 @@ def _numbers(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def joined_goal_checks(records: list[dict]) -> dict:
+    """How APR episodes end once a child has found the goal.
+
+    An episode "joined a goal" when a prompt of its root thread holds a join line
+    ``<Goal Reached in Sub Search ...>`` (the environment writes it only for a child whose claim
+    it verified). The root must then copy that child's answer path, from the problem's own
+    numbers, into its final answer; the fourth CPU try's APR model garbled that copy (numbers
+    written from far up the context), so this counts the episodes that joined a goal and how
+    many of them were solved. SoS+ episodes have no joins and count 0.
+    """
+    joined = [r for r in records if r["calls"] and any(SUB_GOAL in c["prompt"] for c in r["calls"][0])]
+    return {
+        "episodes": len(records),
+        "joined_goal": len(joined) / len(records) if records else 0.0,
+        "solved_when_joined": sum(bool(r["correct"]) for r in joined) / len(joined) if joined else 0.0,
+    }
+
+
+SUB_GOAL = "<Goal Reached in Sub Search"
+"""The start of `apr_env.grammar.sub_goal_line`."""
+
+
 def _call_lines(call: dict):
     """(generated?, line) for every line of a model call: its prompt's, then its completion's."""
     for generated, text in ((False, call["prompt"]), (True, call["completion"])):

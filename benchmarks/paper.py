@@ -515,7 +515,7 @@ def partial_summary(run: Path) -> dict:
     """The finished stages of an unfinished run and a summary of every evaluation's records so far."""
     from collections import Counter
 
-    from benchmarks.arithmetic_probe import generated_line_checks
+    from benchmarks.arithmetic_probe import generated_line_checks, joined_goal_checks
     from runtime.records import load_records
     from runtime.report import summarize
 
@@ -542,6 +542,7 @@ def partial_summary(run: Path) -> dict:
                 },
                 "format_error_rate": sum(bool(r["format_errors"]) for r in records) / n,
                 "generated_lines": generated_line_checks(records),
+                "joined_goals": joined_goal_checks(records),
                 "outcomes": dict(Counter(str(r.get("outcome")) for r in records).most_common()),
             }
     return {

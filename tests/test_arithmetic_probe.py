@@ -139,3 +139,23 @@ def test_the_solvers_own_lines_pass_every_check():
     assert checks["lines"] > 100
     assert checks["operands_in_state"] == checks["result_right"] == checks["resulting_numbers_right"] == 1.0
     assert checks["repeated"] < 0.05
+
+
+def test_joined_goal_checks_count_roots_that_received_a_childs_goal():
+    from apr_env.grammar import sub_goal_line, sub_none_line
+    from benchmarks.arithmetic_probe import joined_goal_checks
+
+    def episode(join: str, correct: bool) -> dict:
+        root = [
+            {"prompt": "Moving to Node #0", "completion": "..."},
+            {"prompt": f"...\n{join}\n", "completion": ""},
+        ]
+        child = [{"prompt": sub_goal_line(0, 1, "0,0"), "completion": ""}]  # only the root's prompts count
+        return {"calls": [root, child], "correct": correct}
+
+    goal, none = sub_goal_line(1, 1, "0,1"), sub_none_line(0, 1, "0,0")
+    found = joined_goal_checks(
+        [episode(goal, True), episode(goal, False), episode(none, False), episode(none, False)]
+    )
+    assert found == {"episodes": 4, "joined_goal": 0.5, "solved_when_joined": 0.5}
+    assert joined_goal_checks([]) == {"episodes": 0, "joined_goal": 0.0, "solved_when_joined": 0.0}
