@@ -32,32 +32,63 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 from apr_env.arithmetic import apply_op
+from apr_env.grammar import RE_SUB_RESULT
 from trainers.sft_data import OPERATION_LINE as OPERATION
 
+STATE = re.compile(r"Current State: \d+:\[([\d, ]*)\]")
+"""The numbers of a state line. Looser than `apr_env.grammar.RE_STATE`, which needs a well-formed
+``Operations: [...]`` too: a model's state with a garbled operation list still says which numbers
+it believes it holds, and that is what its next operands are checked against."""
 
-def result_spans(ids: list[int], tokenizer, part: str = "result") -> list[tuple[str, list[int]]]:
-    """(operator, token positions of one part) for every operation line of a row.
 
-    `part` is ``"result"`` (the digits of ``c``) or ``"operands"`` (``a op b``, operator included).
+class OperationSpan(NamedTuple):
+    """One ``Exploring Operation: a op b=c`` line of a row, as token positions."""
+
+    op: str
+    operands: list[int]
+    """Positions of ``a op b`` (empty if they do not fall on whole tokens)."""
+    result: list[int]
+    """Positions of the digits of ``c`` (empty likewise)."""
+    state: str | None
+    """The numbers of the last ``Current State`` line before it (None: none yet)."""
+
+
+def operation_spans(ids: list[int], tokenizer) -> list[OperationSpan]:
+    """Every operation line of a row, with its operand and result positions and its state.
+
     Positions come from decoding each token on its own (the Countdown tokenizer has one token per
-    digit), so the regex's character span of the part maps back to whole tokens.
+    digit), so a regex's character span maps back to whole tokens. One decode per row serves
+    both probes.
     """
-    if part not in ("result", "operands"):
-        raise ValueError(f"part must be 'result' or 'operands', not {part!r}")
     pieces = [tokenizer.decode([i]) for i in ids]
     starts, text = [], ""
     for piece in pieces:
         starts.append(len(text))
         text += piece
+
+    def positions(lo: int, hi: int) -> list[int]:
+        found = list(range(bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)))
+        return found if found and "".join(pieces[k] for k in found) == text[lo:hi] else []
+
+    states = list(STATE.finditer(text))
+    state_ends = [m.end() for m in states]
     spans = []
     for m in OPERATION.finditer(text):
-        lo, hi = m.span(4) if part == "result" else (m.start(1), m.end(3))
-        positions = list(range(bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)))
-        if positions and "".join(pieces[k] for k in positions) == text[lo:hi]:
-            spans.append((m.group(2), positions))
+        before = bisect.bisect_right(state_ends, m.start())
+        state = states[before - 1].group(1) if before else None
+        spans.append(OperationSpan(m.group(2), positions(m.start(1), m.end(3)), positions(*m.span(4)), state))
     return spans
+
+
+def result_spans(ids: list[int], tokenizer, part: str = "result") -> list[tuple[str, list[int]]]:
+    """(operator, token positions of one part) for every operation line of a row whose part falls
+    on whole tokens; `part` is ``"result"`` (the digits of ``c``) or ``"operands"`` (``a op b``)."""
+    if part not in ("result", "operands"):
+        raise ValueError(f"part must be 'result' or 'operands', not {part!r}")
+    return [(s.op, getattr(s, part)) for s in operation_spans(ids, tokenizer) if getattr(s, part)]
 
 
 def probe(model_dir, rows: list[dict], tokenizer) -> dict:
@@ -76,11 +107,12 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
             ids = row["input_ids"]
             logits = model(input_ids=torch.tensor([ids])).logits[0]
             predicted = logits.argmax(-1).tolist()  # predicted[k] is the guess for ids[k + 1]
-            for op, positions in result_spans(ids, tokenizer):
-                total[op] = total.get(op, 0) + 1
-                right[op] = right.get(op, 0) + all(predicted[k - 1] == ids[k] for k in positions)
-            for _, positions in result_spans(ids, tokenizer, "operands"):
-                operands_right += all(predicted[k - 1] == ids[k] for k in positions)
+            for span in operation_spans(ids, tokenizer):
+                if span.result:
+                    total[span.op] = total.get(span.op, 0) + 1
+                    right[span.op] = right.get(span.op, 0) + _forced(predicted, ids, span.result)
+                if span.operands:
+                    operands_right += _forced(predicted, ids, span.operands)
     lines = sum(total.values())
     return {
         "model": str(model_dir),
@@ -90,6 +122,11 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
         "exact_operand_accuracy": operands_right / lines if lines else 0.0,
         "by_operator": {op: {"lines": total[op], "accuracy": right[op] / total[op]} for op in sorted(total)},
     }
+
+
+def _forced(predicted: list[int], ids: list[int], positions: list[int]) -> bool:
+    """Did teacher forcing predict every token at `positions` (predicted[k] guesses ids[k + 1])?"""
+    return all(predicted[k - 1] == ids[k] for k in positions)
 
 
 def operand_probe(model_dir, rows: list[dict], tokenizer, max_lines: int = 400) -> dict:
@@ -109,29 +146,23 @@ def operand_probe(model_dir, rows: list[dict], tokenizer, max_lines: int = 400) 
 
     model = (load_model(model_dir) if isinstance(model_dir, (str, Path)) else model_dir).eval()
     found = [
-        (row["input_ids"], pos[0])
+        (row["input_ids"], span)
         for row in rows
-        for _, pos in result_spans(row["input_ids"], tokenizer, "operands")
+        for span in operation_spans(row["input_ids"], tokenizer)
+        if span.operands and span.state is not None
     ]
     picked = (
         [found[k * len(found) // max_lines] for k in range(max_lines)] if len(found) > max_lines else found
     )
-    lines = in_state = parsed = 0
+    in_state = parsed = 0
     with torch.no_grad():
-        for ids, start in picked:  # spread evenly over the rows (a trace has ~50 lines)
-            prefix = ids[:start]
-            states = STATE.findall(tokenizer.decode(prefix))
-            if not states:
-                continue
-            lines += 1
-            written = _greedy(model, prefix, tokenizer, stop="=", max_new_tokens=12)
+        for ids, span in picked:  # spread evenly over the rows (a trace has ~50 lines)
+            written = _greedy(model, ids[: span.operands[0]], tokenizer, stop="=", max_new_tokens=12)
             m = re.match(r"(\d+)[-+*/](\d+)=", written)
-            if not m:
-                continue
-            parsed += 1
-            nums = Counter(int(x) for x in states[-1].split(",") if x.strip())
-            a, b = int(m.group(1)), int(m.group(2))
-            in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
+            if m:
+                parsed += 1
+                in_state += _holds(Counter(_numbers(span.state)), int(m.group(1)), int(m.group(2)))
+    lines = len(picked)
     return {
         "model": str(model_dir),
         "lines": lines,
@@ -196,12 +227,6 @@ def held_out_rows(
     return rows, tokenizer
 
 
-STATE = re.compile(r"Current State: \d+:\[([\d, ]*)\]")
-"""The numbers of a state line. Looser than `apr_env.grammar.RE_STATE`, which needs a well-formed
-``Operations: [...]`` too: a model's state with a garbled operation list still says which numbers
-it believes it holds, and that is what its next operands are checked against."""
-
-
 def generated_line_checks(records: list[dict]) -> dict:
     """What the model itself wrote in evaluation episodes (`apr-env eval --records`), line by line.
 
@@ -231,7 +256,7 @@ def generated_line_checks(records: list[dict]) -> dict:
             a, sign, b, c = int(op.group(1)), op.group(2), int(op.group(3)), int(op.group(4))
             if generated:
                 lines += 1
-                in_state += all(nums[k] >= v for k, v in Counter([a, b]).items())
+                in_state += _holds(nums, a, b)
                 right += apply_op(a, sign, b) == c
                 after = RESULTING.search(line)
                 listed += bool(after) and Counter(_numbers(after.group(1))) == nums - Counter(
@@ -253,7 +278,13 @@ RESULTING = re.compile(r"Resulting Numbers: \[([\d, ]*)\]")
 
 
 def _numbers(text: str) -> list[int]:
+    """The numbers of a model-written list; laxer than `apr_env.grammar.parse_nums` (``"1,2"`` too)."""
     return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _holds(nums: Counter, a: int, b: int) -> bool:
+    """Does the multiset `nums` hold both operands (``a`` twice when ``a == b``)?"""
+    return all(nums[k] >= v for k, v in Counter([a, b]).items())
 
 
 def joined_goal_checks(records: list[dict]) -> dict:
@@ -266,7 +297,7 @@ def joined_goal_checks(records: list[dict]) -> dict:
     written from far up the context), so this counts the episodes that joined a goal and how
     many of them were solved. SoS+ episodes have no joins and count 0.
     """
-    joined = [r for r in records if r["calls"] and any(SUB_GOAL in c["prompt"] for c in r["calls"][0])]
+    joined = [r for r in records if r["calls"] and any(_joins_goal(c["prompt"]) for c in r["calls"][0])]
     return {
         "episodes": len(records),
         "joined_goal": len(joined) / len(records) if records else 0.0,
@@ -274,8 +305,9 @@ def joined_goal_checks(records: list[dict]) -> dict:
     }
 
 
-SUB_GOAL = "<Goal Reached in Sub Search"
-"""The start of `apr_env.grammar.sub_goal_line`."""
+def _joins_goal(prompt: str) -> bool:
+    """Does a prompt hold a join line of a child that reached the goal (`grammar.sub_goal_line`)?"""
+    return any(m.group(1) == "Goal Reached" for m in RE_SUB_RESULT.finditer(prompt))
 
 
 def _call_lines(call: dict):
