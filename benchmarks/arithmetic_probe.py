@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from apr_env.arithmetic import apply_op
-from apr_env.grammar import RE_SUB_RESULT
+from apr_env.grammar import RE_EXPLORING, RE_SUB_RESULT, answer_path, parse_state
+from apr_env.problem import Problem
+from apr_env.verifier import verify
 from trainers.sft_data import OPERATION_LINE as OPERATION
 
 STATE = re.compile(r"Current State: \d+:\[([\d, ]*)\]")
@@ -288,26 +290,66 @@ def _holds(nums: Counter, a: int, b: int) -> bool:
 
 
 def joined_goal_checks(records: list[dict]) -> dict:
-    """How APR episodes end once a child has found the goal.
+    """How APR episodes end once a child has reported the goal.
 
     An episode "joined a goal" when a prompt of its root thread holds a join line
-    ``<Goal Reached in Sub Search ...>`` (the environment writes it only for a child whose claim
-    it verified). The root must then copy that child's answer path, from the problem's own
-    numbers, into its final answer; the fourth CPU try's APR model garbled that copy (numbers
-    written from far up the context), so this counts the episodes that joined a goal and how
-    many of them were solved. SoS+ episodes have no joins and count 0.
+    ``<Goal Reached in Sub Search ...>``. The environment writes that line for a child whose
+    claim it verified *from the child's own start state*, which the parent wrote: when the
+    parent's ``Resulting Numbers`` list was wrong, the child's goal is not a solution of the
+    problem. So this counts the episodes that joined a goal, how many of those joined a child
+    path that is valid from the problem's own numbers (`valid_when_joined`), and how many were
+    solved. In the continued CPU model's 200 validation episodes 9 of 11 joined goals were such
+    false goals, which is why a root "copying the answer" so rarely solved. SoS+ episodes have
+    no joins and count 0.
     """
-    joined = [r for r in records if r["calls"] and any(_joins_goal(c["prompt"]) for c in r["calls"][0])]
+    joined, valid = [], 0
+    for r in records:
+        paths = [
+            ops for call in (r["calls"][0] if r["calls"] else []) for ops in _joined_paths(call["prompt"])
+        ]
+        if paths:
+            joined.append(r)
+            problem = Problem.from_dict(r["problem"])
+            valid += any(_valid_path(problem, ops) for ops in paths)
     return {
         "episodes": len(records),
         "joined_goal": len(joined) / len(records) if records else 0.0,
+        "valid_when_joined": valid / len(joined) if joined else 0.0,
         "solved_when_joined": sum(bool(r["correct"]) for r in joined) / len(joined) if joined else 0.0,
     }
 
 
-def _joins_goal(prompt: str) -> bool:
-    """Does a prompt hold a join line of a child that reached the goal (`grammar.sub_goal_line`)?"""
-    return any(m.group(1) == "Goal Reached" for m in RE_SUB_RESULT.finditer(prompt))
+def _joined_paths(prompt: str) -> list[list[str]]:
+    """The operations of each child path a prompt joins as a goal (`grammar.sub_goal_line`).
+
+    A joined path is the child's answer path under its join line: its last ``Current State``
+    holds the operations so far (from the root's numbers) and its last ``Exploring Operation``
+    the final one. A join with no parseable path gives an empty list (never valid).
+    """
+    paths = []
+    for m in RE_SUB_RESULT.finditer(prompt):
+        if m.group(1) != "Goal Reached":
+            continue
+        ops, last = [], None
+        for line in prompt[m.end() :].split("\n")[1:]:
+            line = line.strip()
+            if line.startswith("<"):
+                break
+            if (state := parse_state(line)) is not None:
+                ops = state[2]
+            if (e := RE_EXPLORING.fullmatch(line)) is not None:
+                last = f"{e[1]}{e[2]}{e[3]}={e[4]}"
+        paths.append([*ops, last] if last else [])
+    return paths
+
+
+def _valid_path(problem: Problem, ops: list[str]) -> bool:
+    """Do `ops` solve `problem` from its own numbers (replayed by `apr_env.verifier.verify`)?"""
+    try:
+        text = answer_path(problem.target, problem.numbers, ops)
+    except ValueError:  # an operand not among the numbers left
+        return False
+    return bool(ops) and verify(problem, text).correct
 
 
 def _call_lines(call: dict):

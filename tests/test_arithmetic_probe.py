@@ -145,17 +145,48 @@ def test_joined_goal_checks_count_roots_that_received_a_childs_goal():
     from apr_env.grammar import sub_goal_line, sub_none_line
     from benchmarks.arithmetic_probe import joined_goal_checks
 
+    # Problem 10 from [1, 2, 3, 4]. A valid child path (1+2=3, 3+3=6, 4+6=10) and a false goal: its
+    # parent wrote [3, 4, 4] after 1+2=3, so 4+4=8, 8+2=10 reaches 10 in the child's state only.
+    valid = (
+        "Moving to Node #0,1\nCurrent State: 10:[3, 3, 4], Operations: ['1+2=3']\n"
+        "Exploring Operation: 3+3=6, Resulting Numbers: [4, 6]\nGenerated Node #0,1,0: 10:[4, 6] Operation: 3+3=6\n"
+        "Moving to Node #0,1,0\nCurrent State: 10:[4, 6], Operations: ['1+2=3', '3+3=6']\n"
+        "Exploring Operation: 4+6=10, Resulting Numbers: [10]\n10,10 equal: Goal Reached"
+    )
+    false = (
+        "Moving to Node #0,1,0\nCurrent State: 10:[8, 2], Operations: ['1+2=3', '4+4=8']\n"
+        "Exploring Operation: 8+2=10, Resulting Numbers: [10]\n10,10 equal: Goal Reached"
+    )
+
     def episode(join: str, correct: bool) -> dict:
         root = [
             {"prompt": "Moving to Node #0", "completion": "..."},
-            {"prompt": f"...\n{join}\n", "completion": ""},
+            {"prompt": f"<Sub Searches>\n{join}\n<End Sub Searches>\n", "completion": ""},
         ]
-        child = [{"prompt": sub_goal_line(0, 1, "0,0"), "completion": ""}]  # only the root's prompts count
-        return {"calls": [root, child], "correct": correct}
+        child = [{"prompt": sub_goal_line(0, 1, "0,0") + "\n" + valid, "completion": ""}]  # root prompts only
+        return {
+            "calls": [root, child],
+            "correct": correct,
+            "problem": {"target": 10, "numbers": [1, 2, 3, 4]},
+        }
 
     goal, none = sub_goal_line(1, 1, "0,1"), sub_none_line(0, 1, "0,0")
     found = joined_goal_checks(
-        [episode(goal, True), episode(goal, False), episode(none, False), episode(none, False)]
+        [
+            episode(f"{goal}\n{valid}", True),
+            episode(f"{goal}\n{false}", False),
+            episode(f"{goal}\n{false}\n{sub_goal_line(2, 1, '0,2')}\n{valid}", False),  # one valid is enough
+            episode(f"{goal}\nnot a path", False),
+            episode(f"{none}\n{valid}", False),  # a No Solution join is not a goal, whatever follows
+            episode(none, False),
+        ]
     )
-    assert found == {"episodes": 4, "joined_goal": 0.5, "solved_when_joined": 0.5}
-    assert joined_goal_checks([]) == {"episodes": 0, "joined_goal": 0.0, "solved_when_joined": 0.0}
+    assert found == {
+        "episodes": 6,
+        "joined_goal": 4 / 6,
+        "valid_when_joined": 0.5,
+        "solved_when_joined": 0.25,
+    }
+    assert joined_goal_checks([]) == {
+        "episodes": 0, "joined_goal": 0.0, "valid_when_joined": 0.0, "solved_when_joined": 0.0
+    }  # fmt: skip
