@@ -56,6 +56,9 @@ class OperationSpan(NamedTuple):
     """Positions of the digits of ``c`` (empty likewise)."""
     state: str | None
     """The numbers of the last ``Current State`` line before it (None: none yet)."""
+    numbers: list[int] = []
+    """Positions of the ``Resulting Numbers`` list after ``[``, closing ``]`` included (empty
+    when the line has no such list, as in the warm-up's operation rows)."""
 
 
 def operation_spans(ids: list[int], tokenizer) -> list[OperationSpan]:
@@ -81,8 +84,16 @@ def operation_spans(ids: list[int], tokenizer) -> list[OperationSpan]:
     for m in OPERATION.finditer(text):
         before = bisect.bisect_right(state_ends, m.start())
         state = states[before - 1].group(1) if before else None
-        spans.append(OperationSpan(m.group(2), positions(m.start(1), m.end(3)), positions(*m.span(4)), state))
+        after = LIST_AFTER.match(text, m.end())
+        listed = positions(after.start(1), after.end()) if after else []
+        spans.append(
+            OperationSpan(m.group(2), positions(m.start(1), m.end(3)), positions(*m.span(4)), state, listed)
+        )
     return spans
+
+
+LIST_AFTER = re.compile(r", Resulting Numbers: \[([\d, ]*)\]")
+"""The list that follows an operation line's result in a trace."""
 
 
 def result_spans(ids: list[int], tokenizer, part: str = "result") -> list[tuple[str, list[int]]]:
@@ -95,7 +106,14 @@ def result_spans(ids: list[int], tokenizer, part: str = "result") -> list[tuple[
 
 def probe(model_dir, rows: list[dict], tokenizer) -> dict:
     """Exact-result accuracy of one model (a folder, or a loaded causal LM) on the operation lines
-    of `rows` (teacher forcing)."""
+    of `rows` (teacher forcing).
+
+    Also the exact operands (capped: see `operand_probe`) and, for trace rows, the exact
+    ``Resulting Numbers`` list by the size of the state it comes from (``exact_list_by_state``;
+    the list is a function of the state and the operation in the solver's order, so teacher
+    forcing has one right answer): the skill the continued CPU model lacked most in its own
+    episodes (`generated_line_checks`).
+    """
     import torch
 
     from trainers.models import load_model
@@ -104,6 +122,7 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
     right: dict[str, int] = {}
     total: dict[str, int] = {}
     operands_right = 0
+    lists: dict[int, list[int]] = {}  # state size -> [lines, lists right]
     with torch.no_grad():
         for row in rows:
             ids = row["input_ids"]
@@ -115,6 +134,10 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
                     right[span.op] = right.get(span.op, 0) + _forced(predicted, ids, span.result)
                 if span.operands:
                     operands_right += _forced(predicted, ids, span.operands)
+                if span.numbers and span.state is not None:
+                    size = lists.setdefault(len(_numbers(span.state)), [0, 0])
+                    size[0] += 1
+                    size[1] += _forced(predicted, ids, span.numbers)
     lines = sum(total.values())
     return {
         "model": str(model_dir),
@@ -123,6 +146,7 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
         "exact_result_accuracy": sum(right.values()) / lines if lines else 0.0,
         "exact_operand_accuracy": operands_right / lines if lines else 0.0,
         "by_operator": {op: {"lines": total[op], "accuracy": right[op] / total[op]} for op in sorted(total)},
+        "exact_list_by_state": {str(n): ok / k for n, (k, ok) in sorted(lists.items())},
     }
 
 
@@ -242,8 +266,14 @@ def generated_line_checks(records: list[dict]) -> dict:
     ``Resulting Numbers`` list the state minus the operands plus the result (as multisets: the
     order of equal numbers is free), and does the line repeat an operation already written since
     the current state line (a search that loops instead of trying the next pair)?
+
+    ``resulting_numbers_by_state`` splits the list check by how many numbers the state holds
+    (as a string key): a 2-number state leaves only the result, so the overall share hides that
+    the continued CPU model wrote 70% of lists right from 3 numbers and 40% from 4 (it keeps an
+    operand and drops another number), which is what sends children off with wrong states.
     """
     lines = in_state = right = listed = repeated = 0
+    by_state: dict[int, list[int]] = {}  # state size -> [lines, lists right]
     for call in (call for record in records for thread in record["calls"] for call in thread):
         nums: Counter | None = None
         seen: set[str] = set()  # the operations written since the current state line
@@ -261,9 +291,13 @@ def generated_line_checks(records: list[dict]) -> dict:
                 in_state += _holds(nums, a, b)
                 right += apply_op(a, sign, b) == c
                 after = RESULTING.search(line)
-                listed += bool(after) and Counter(_numbers(after.group(1))) == nums - Counter(
-                    [a, b]
-                ) + Counter([c])
+                good = bool(after) and Counter(_numbers(after.group(1))) == nums - Counter([a, b]) + Counter(
+                    [c]
+                )
+                listed += good
+                size = by_state.setdefault(nums.total(), [0, 0])
+                size[0] += 1
+                size[1] += good
                 repeated += op.group(0) in seen
             seen.add(op.group(0))
     return {
@@ -272,6 +306,7 @@ def generated_line_checks(records: list[dict]) -> dict:
         "result_right": right / lines if lines else 0.0,
         "resulting_numbers_right": listed / lines if lines else 0.0,
         "repeated": repeated / lines if lines else 0.0,
+        "resulting_numbers_by_state": {str(n): ok / k for n, (k, ok) in sorted(by_state.items())},
     }
 
 

@@ -31,6 +31,16 @@ def test_operand_spans_point_at_a_op_b():
     assert [tok.decode([ids[k] for k in positions]) for _, positions in spans] == ["16-5", "9*5"]
 
 
+def test_operation_spans_point_at_the_resulting_numbers_and_the_state():
+    from benchmarks.arithmetic_probe import operation_spans
+
+    tok = default_tokenizer()
+    ids = tok.encode(TEXT + "Exploring Operation: 9+5=14\n")  # an operation row: no list
+    spans = operation_spans(ids, tok)
+    assert [tok.decode([ids[k] for k in s.numbers]) for s in spans] == ["9, 11]", "16, 45]", ""]
+    assert [s.state for s in spans] == ["16, 5, 9"] * 3
+
+
 def test_result_spans_reject_an_unknown_part():
     with pytest.raises(ValueError, match="operands"):
         result_spans([], default_tokenizer(), "digits")
@@ -61,6 +71,7 @@ def test_probe_scores_an_oracle_1_and_a_shifted_model_0():
     assert shifted["exact_result_accuracy"] == 0.0 and shifted["lines"] == 2
     assert shifted["exact_operand_accuracy"] == 0.0
     assert set(shifted["by_operator"]) == {"-", "*"}
+    assert oracle["exact_list_by_state"] == {"3": 1.0} and shifted["exact_list_by_state"] == {"3": 0.0}
 
 
 class _Writer:
@@ -105,7 +116,11 @@ def test_generated_line_checks_judge_only_what_the_model_wrote_against_its_curre
     )
     solver_written = {"prompt": prompt + "\nExploring Operation: 16+7=20\n", "completion": ""}
     record = {"calls": [[{"prompt": prompt, "completion": completion}], [solver_written]]}
-    assert generated_line_checks([record]) == pytest.approx(
+    checks = generated_line_checks([record])
+    assert checks.pop("resulting_numbers_by_state") == pytest.approx(
+        {"2": 1 / 3, "3": 3 / 3}
+    )  # [9, 11]; [16, 5, 9]
+    assert checks == pytest.approx(
         {
             "lines": 6,
             "operands_in_state": 4 / 6,
@@ -139,6 +154,7 @@ def test_the_solvers_own_lines_pass_every_check():
     assert checks["lines"] > 100
     assert checks["operands_in_state"] == checks["result_right"] == checks["resulting_numbers_right"] == 1.0
     assert checks["repeated"] < 0.05
+    assert checks["resulting_numbers_by_state"] == {"2": 1.0, "3": 1.0, "4": 1.0}
 
 
 def test_joined_goal_checks_count_roots_that_received_a_childs_goal():
