@@ -79,9 +79,10 @@ The fourth try (this ``cpu``, 2026-12-03) learnt the lines: 92.3% exact results 
 in-state operands teacher-forced, 96% and 92% in its own greedy episodes; and still solved 0 of
 500 held-out APR problems (SoS+: 0 of the first 476; the APR solver: 49.4%). What it had not
 learnt: 21% of its ``Resulting Numbers`` lists are wrong, a quarter of its operations repeat one already explored
-under the same state, and in the 1.6% of episodes where a child's goal reached the root, the
-root garbled the answer path it had to copy (`benchmarks.arithmetic_probe.generated_line_checks`
-and `joined_goal_checks`; `benchmarks/results/paper_cpu/README.md`). Continued for 8M more
+under the same state, and the children's goals that reached the root (1.6% of episodes) were
+mostly false: 7 of 8 started from a state their parent had listed wrongly, so they solve the
+child's problem and not the root's (`benchmarks.arithmetic_probe.generated_line_checks` and
+`joined_goal_checks`; `benchmarks/results/paper_cpu/README.md`). Continued for 8M more
 tokens (a side experiment, `benchmarks/results/paper_cpu/continuation.json`) the APR model wrote
 86% right lists and 14% repeats and solved 1 of 200 fresh problems: the next ``cpu`` should give
 each model more trace tokens (32-40M).
