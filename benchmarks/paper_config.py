@@ -87,6 +87,16 @@ tokens (a side experiment, `benchmarks/results/paper_cpu/continuation.json`) the
 86% right lists and 14% repeats and solved 1 of 200 fresh problems: the next ``cpu`` should give
 each model more trace tokens (32-40M).
 
+Measured since on a validation split (`benchmarks/results/paper_cpu/token_budget.json`; the test
+split untouched): continued with the same data and mix, the APR model solved 0, 1 and 5 of 200
+fresh problems at 16, 24, 40 and 52M tokens (0, 0.5, 2.5, 3.5%), SoS+ 0 and 2 at 16 and 32M
+(the solvers: 46% and 43.5%). What gates solving is the ``Resulting Numbers`` list from a
+4-number state (the root's first move sets every child's start state): right in 22%, 36%, 68%
+and 81% of the APR model's own lines at 16, 24, 40 and 52M. ``cpu`` stays the fourth try: a
+pipeline at 40M tokens per model needs ~3.5 h for the SoS+ SFT alone here and would, by these
+numbers, still be ~10x short of the standard; the
+README there says what to try instead.
+
 The warm-up figures above are from the loss-on-all-tokens warm-up of the first two tries; the
 ``cpu`` warm-up (results only, reused by the third and fourth tries) got 92.6% on held-out
 operation lines, 75.6% inside held-out APR traces.
