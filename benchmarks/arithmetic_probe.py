@@ -122,7 +122,7 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
     right: dict[str, int] = {}
     total: dict[str, int] = {}
     operands_right = 0
-    lists: dict[int, list[int]] = {}  # state size -> [lines, lists right]
+    lists, lists_right = Counter(), Counter()  # by state size
     with torch.no_grad():
         for row in rows:
             ids = row["input_ids"]
@@ -135,9 +135,9 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
                 if span.operands:
                     operands_right += _forced(predicted, ids, span.operands)
                 if span.numbers and span.state is not None:
-                    size = lists.setdefault(len(_numbers(span.state)), [0, 0])
-                    size[0] += 1
-                    size[1] += _forced(predicted, ids, span.numbers)
+                    size = len(_numbers(span.state))
+                    lists[size] += 1
+                    lists_right[size] += _forced(predicted, ids, span.numbers)
     lines = sum(total.values())
     return {
         "model": str(model_dir),
@@ -146,7 +146,7 @@ def probe(model_dir, rows: list[dict], tokenizer) -> dict:
         "exact_result_accuracy": sum(right.values()) / lines if lines else 0.0,
         "exact_operand_accuracy": operands_right / lines if lines else 0.0,
         "by_operator": {op: {"lines": total[op], "accuracy": right[op] / total[op]} for op in sorted(total)},
-        "exact_list_by_state": {str(n): ok / k for n, (k, ok) in sorted(lists.items())},
+        "exact_list_by_state": _shares(lists_right, lists),
     }
 
 
@@ -273,7 +273,7 @@ def generated_line_checks(records: list[dict]) -> dict:
     operand and drops another number), which is what sends children off with wrong states.
     """
     lines = in_state = right = listed = repeated = 0
-    by_state: dict[int, list[int]] = {}  # state size -> [lines, lists right]
+    by_state, by_state_right = Counter(), Counter()  # lines and right lists by state size
     for call in (call for record in records for thread in record["calls"] for call in thread):
         nums: Counter | None = None
         seen: set[str] = set()  # the operations written since the current state line
@@ -290,14 +290,13 @@ def generated_line_checks(records: list[dict]) -> dict:
                 lines += 1
                 in_state += _holds(nums, a, b)
                 right += apply_op(a, sign, b) == c
-                after = RESULTING.search(line)
+                after = LIST_AFTER.match(line, op.end())
                 good = bool(after) and Counter(_numbers(after.group(1))) == nums - Counter([a, b]) + Counter(
                     [c]
                 )
                 listed += good
-                size = by_state.setdefault(nums.total(), [0, 0])
-                size[0] += 1
-                size[1] += good
+                by_state[nums.total()] += 1
+                by_state_right[nums.total()] += good
                 repeated += op.group(0) in seen
             seen.add(op.group(0))
     return {
@@ -306,12 +305,13 @@ def generated_line_checks(records: list[dict]) -> dict:
         "result_right": right / lines if lines else 0.0,
         "resulting_numbers_right": listed / lines if lines else 0.0,
         "repeated": repeated / lines if lines else 0.0,
-        "resulting_numbers_by_state": {str(n): ok / k for n, (k, ok) in sorted(by_state.items())},
+        "resulting_numbers_by_state": _shares(by_state_right, by_state),
     }
 
 
-RESULTING = re.compile(r"Resulting Numbers: \[([\d, ]*)\]")
-"""The numbers after an operation, which must be the state's minus the operands plus the result."""
+def _shares(right: Counter, total: Counter) -> dict[str, float]:
+    """right / total per key, keyed by the key as a string (JSON), in key order."""
+    return {str(k): right[k] / total[k] for k in sorted(total)}
 
 
 def _numbers(text: str) -> list[int]:
@@ -339,9 +339,12 @@ def joined_goal_checks(records: list[dict]) -> dict:
     """
     joined, valid = [], 0
     for r in records:
-        paths = [
-            ops for call in (r["calls"][0] if r["calls"] else []) for ops in _joined_paths(call["prompt"])
-        ]
+        # a resumed root's prompt holds its earlier join blocks again: each path is judged once
+        paths = {
+            tuple(ops)
+            for call in (r["calls"][0] if r["calls"] else [])
+            for ops in _joined_paths(call["prompt"])
+        }
         if paths:
             joined.append(r)
             problem = Problem.from_dict(r["problem"])
@@ -378,13 +381,15 @@ def _joined_paths(prompt: str) -> list[list[str]]:
     return paths
 
 
-def _valid_path(problem: Problem, ops: list[str]) -> bool:
+def _valid_path(problem: Problem, ops: tuple[str, ...]) -> bool:
     """Do `ops` solve `problem` from its own numbers (replayed by `apr_env.verifier.verify`)?"""
+    if not ops:
+        return False
     try:
         text = answer_path(problem.target, problem.numbers, ops)
     except ValueError:  # an operand not among the numbers left
         return False
-    return bool(ops) and verify(problem, text).correct
+    return verify(problem, text).correct
 
 
 def _call_lines(call: dict):
